@@ -1,0 +1,60 @@
+# kronformer: `make` builds ./train, `make test` runs every test, `make bench` the
+# benchmarks. NO_OMP=1 builds without OpenMP; NATIVE=0 without -march=native.
+CC ?= cc
+OPT ?= -O3
+CFLAGS ?= $(OPT) -std=c11 -Wall -Wextra -D_POSIX_C_SOURCE=200809L
+LDLIBS = -lm
+
+# Probe the compiler rather than assume: -march=native and OpenMP only when accepted.
+ifneq ($(NATIVE),0)
+CFLAGS += $(shell echo 'int main(void){return 0;}' | $(CC) -march=native -x c -o /dev/null - 2>/dev/null && echo -march=native)
+endif
+ifneq ($(NO_OMP),1)
+OMPFLAGS := $(shell echo 'int main(void){return 0;}' | $(CC) -fopenmp -x c -o /dev/null - 2>/dev/null && echo -fopenmp)
+endif
+CFLAGS += $(OMPFLAGS)
+# Without OpenMP the `#pragma omp` lines are plain comments: do not warn about them.
+ifeq ($(OMPFLAGS),)
+CFLAGS += -Wno-unknown-pragmas
+endif
+
+HDR = common.h model.h embed_factor.h tokenizer.h matmul.h data.h checkpoint.h plot.h data/toydata.h
+LIB = model.c embed_factor.c tokenizer.c matmul.c data.c checkpoint.c plot.c data/toydata.c
+OBJ = $(patsubst %.c,build/%.o,$(LIB))
+# The model's numerics again in double precision, for the finite-difference tests.
+DOBJ = build/double/model.o build/double/embed_factor.o build/double/matmul.o
+
+TESTS = tests/test_matmul tests/test_tokenizer tests/test_data tests/test_checkpoint \
+        tests/test_embed tests/test_model
+
+.PHONY: all test bench clean
+all: train
+
+build/%.o: %.c $(HDR)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c -o $@ $<
+build/double/%.o: %.c $(HDR)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -DKF_DOUBLE -c -o $@ $<
+
+train: train.c $(OBJ) $(HDR)
+	$(CC) $(CFLAGS) -o $@ train.c $(OBJ) $(LDLIBS)
+
+tests/test_embed: tests/test_embed.c tests/check.h build/double/embed_factor.o
+	$(CC) $(CFLAGS) -DKF_DOUBLE -o $@ $< build/double/embed_factor.o $(LDLIBS)
+tests/test_model: tests/test_model.c tests/check.h $(DOBJ)
+	$(CC) $(CFLAGS) -DKF_DOUBLE -o $@ $< $(DOBJ) $(LDLIBS)
+tests/test_%: tests/test_%.c tests/check.h $(OBJ)
+	$(CC) $(CFLAGS) -o $@ $< $(OBJ) $(LDLIBS)
+
+test: train $(TESTS)
+	@sh tests/run.sh $(TESTS) tests/test_cli.sh
+
+bench: train bench/bench_matmul
+	@sh bench/run.sh
+
+bench/bench_%: bench/bench_%.c $(OBJ)
+	$(CC) $(CFLAGS) -o $@ $< $(OBJ) $(LDLIBS)
+
+clean:
+	rm -rf build train $(TESTS) bench/bench_matmul

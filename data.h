@@ -1,0 +1,56 @@
+// data.h: binary token files and the batches made from them.
+//
+// Token file (little-endian):
+//   char magic[8] = "KFTOKSEQ"; uint32 version = 1; uint32 reserved = 0;
+//   uint64 tokenizer_checksum; uint64 n_seqs; uint64 n_tokens;
+//   uint64 offsets[n_seqs + 1];  (offsets[0] = 0, offsets[n_seqs] = n_tokens)
+//   int32 tokens[n_tokens];
+// Sequence i is tokens[offsets[i] .. offsets[i+1]).
+#ifndef KF_DATA_H
+#define KF_DATA_H
+
+#include "common.h"
+
+typedef struct {
+    uint64_t checksum;   // of the tokenizer that made the file
+    size_t n;            // sequences
+    size_t ntok;         // tokens
+    uint64_t *off;       // (n + 1)
+    int32_t *tok;        // (ntok)
+    int max_len;         // longest sequence
+} TokenFile;
+
+// Writes atomically (temporary file, then rename).
+int tokfile_write(const char *path, uint64_t checksum, const int32_t *tok,
+                  const uint64_t *off, size_t n, char *err);
+// Returns non-zero with a message on a missing, corrupt, truncated or wrong-version file.
+int tokfile_read(TokenFile *f, const char *path, char *err);
+void tokfile_free(TokenFile *f);
+
+// One batch, padded with TOK_PAD (0).
+//   seq2seq (src != NULL): src = x + <eos>;  tgt_in = <bos> + y;  tgt_out = y + <eos>
+//   lm      (src == NULL): tgt_in = <bos> + x[0..n-2];  tgt_out = x
+typedef struct {
+    int B, S, T;     // sentences, source length, target length (S = 0 for lm)
+    int *src;        // (B, S)
+    int *tgt_in;     // (B, T)
+    int *tgt_out;    // (B, T)
+    int ntok;        // non-pad tokens in tgt_out
+    int *index;      // (B) which sequence of the file each row is
+} Batch;
+
+// Groups sequences of similar length (sorted by target then source length, ties in a
+// random order), cuts the sorted list into batches with B * max(S, T) <= batch_tokens
+// (at least one sentence each), and visits the batches in a random order that changes
+// every epoch. Deterministic from seed. shuffle = 0 keeps file order (evaluation).
+typedef struct Batcher Batcher;
+Batcher *batcher_new(const TokenFile *src, const TokenFile *tgt, int batch_tokens,
+                     uint64_t seed, int shuffle);
+// Fills *b (valid until the next call). Returns 1, or 0 when the epoch has ended; the
+// next call then starts a new epoch.
+int batcher_next(Batcher *bt, Batch *b);
+int batcher_num_batches(const Batcher *bt);
+int batcher_epoch(const Batcher *bt);
+void batcher_free(Batcher *bt);
+
+#endif

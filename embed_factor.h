@@ -1,0 +1,67 @@
+// embed_factor.h: the input embedding (and, when tied, the output projection) of
+// kronformer: a dense table, or a Kronecker-factorized one.
+//
+//   dense                       row(w) = E[w, :]                      params V*C
+//   kron:n=N,r=R[,q=Q1x..xQN]   word2ket: row(w) = sum_k v_{w,k,1} (x) .. (x) v_{w,k,N},
+//                               v_{w,k,j} in R^{q_j}, prod q_j >= C, cut to C.
+//                               params V * R * sum_j q_j
+//   kronxs:n=N,r=R[,q=..][,t=T1x..xTN]
+//                               word2ketXS: E = sum_k F_{k,1} (x) .. (x) F_{k,N}, F_{k,j}
+//                               of t_j x q_j, prod t_j >= V; w in mixed radix
+//                               (w_1..w_N) over (t_1..t_N), w_N fastest;
+//                               row(w) = sum_k (x)_j F_{k,j}[w_j, :], cut to C.
+//                               params R * sum_j t_j q_j
+// The parameters of an embedding are one contiguous block of `num_params` reals, laid
+// out as the tensors listed by embed_tensor_info.
+#ifndef KF_EMBED_FACTOR_H
+#define KF_EMBED_FACTOR_H
+
+#include "common.h"
+
+enum { EMBED_DENSE = 0, EMBED_KRON = 1, EMBED_KRONXS = 2 };
+#define EMBED_MAX_ORDER 8
+
+typedef struct {
+    int kind;                  // EMBED_DENSE, EMBED_KRON or EMBED_KRONXS
+    int V, C;                  // vocabulary size, embedding width (d_model)
+    int n, r;                  // order N and rank R (1, 1 for dense)
+    int q[EMBED_MAX_ORDER];    // factor widths, prod q >= C
+    int t[EMBED_MAX_ORDER];    // kronxs: factor heights, prod t >= V
+    size_t num_params;         // reals in the parameter block
+    double init_std;           // std of every entry of a row at initialization
+} Embed;
+
+// Parses SPEC ("dense", "kron:n=2,r=1", "kronxs:n=2,r=8,q=16x16,t=90x90", ...) for a
+// vocabulary of V and width C, fills the defaults, checks the sizes.
+// Returns 0, or non-zero with a one-line message naming the problem and the fix.
+int embed_parse(Embed *e, const char *spec, int V, int C, char *err);
+
+// Canonical spec with every default filled in, e.g. "kronxs:n=2,r=8,q=16x16,t=90x90".
+void embed_spec_string(const Embed *e, char *out, size_t cap);
+
+// Tensors of the parameter block, in order, for checkpoints and printing.
+// i in [0, embed_num_tensors): name (e.g. "embed.weight", "embed.f.0.1"), shape.
+int embed_num_tensors(const Embed *e);
+void embed_tensor_info(const Embed *e, int i, char *name, size_t cap, int *ndim,
+                       int shape[4], size_t *offset, size_t *numel);
+
+// Fills the parameters so that every entry of every row has mean 0 and standard
+// deviation e->init_std (the dense initialization), whatever the order and rank.
+void embed_init(const Embed *e, real *params, uint64_t *rng);
+
+// Rows for N tokens: out[i, :] = scale * row(tokens[i]).          out (N, C)
+void embed_rows_forward(real *out, const int *tokens, const real *params,
+                        const Embed *e, int N, real scale);
+// dparams += d/dparams of sum_i <dout[i, :], scale * row(tokens[i])>.
+void embed_rows_backward(real *dparams, const real *dout, const int *tokens,
+                         const real *params, const Embed *e, int N, real scale);
+
+// The whole table (V, C), for the tied output projection. For dense it returns
+// `params` itself and leaves `scratch` untouched; otherwise it fills and returns scratch.
+const real *embed_table_forward(real *scratch, const real *params, const Embed *e);
+// dparams += gradient of the table, given dtable (V, C). For dense the caller
+// accumulates straight into dparams instead and need not call this.
+void embed_table_backward(real *dparams, const real *dtable, const real *params,
+                          const Embed *e);
+
+#endif

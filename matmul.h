@@ -1,0 +1,36 @@
+// matmul.h: the three matrix products that training needs, row-major, with leading
+// dimensions, in a fast (packed, cache-blocked, register-tiled, OpenMP) version and a
+// plain reference version that the tests use as the oracle.
+//
+//   mm_nt:  C[M,N] (+)= A[M,K] . B[N,K]^T     forward   Y  = X W^T
+//   mm_nn:  C[M,N] (+)= A[M,K] . B[K,N]       backward  dX = dY W
+//   mm_tn:  C[M,N] (+)= A[K,M]^T . B[K,N]     backward  dW = dY^T X
+//
+// lda, ldb, ldc are the row strides (in elements) of the matrices as stored.
+// accumulate = 0 overwrites C, accumulate = 1 adds to it.
+// Every element of C is owned by one thread and summed in a fixed order, so the result
+// does not depend on the number of threads.
+#ifndef KF_MATMUL_H
+#define KF_MATMUL_H
+
+#include "common.h"
+
+void mm_nt(real *c, const real *a, const real *b, int M, int N, int K,
+           int lda, int ldb, int ldc, int accumulate);
+void mm_nn(real *c, const real *a, const real *b, int M, int N, int K,
+           int lda, int ldb, int ldc, int accumulate);
+void mm_tn(real *c, const real *a, const real *b, int M, int N, int K,
+           int lda, int ldb, int ldc, int accumulate);
+
+// Plain triple loops: obviously correct, slow.
+void mm_nt_ref(real *c, const real *a, const real *b, int M, int N, int K,
+               int lda, int ldb, int ldc, int accumulate);
+void mm_nn_ref(real *c, const real *a, const real *b, int M, int N, int K,
+               int lda, int ldb, int ldc, int accumulate);
+void mm_tn_ref(real *c, const real *a, const real *b, int M, int N, int K,
+               int lda, int ldb, int ldc, int accumulate);
+
+// Which inner kernel the fast path uses ("avx2-fma" or "portable"), for logs and bench.
+const char *mm_kernel_name(void);
+
+#endif

@@ -1,0 +1,973 @@
+// model.c: the Transformer of kronformer. Layers first, each forward with its backward
+// beside it; then the model: parameters, activations, forward, backward, AdamW.
+//
+// Conventions (llm.c's): kernels take (outputs, inputs, weights, dims); backward
+// kernels accumulate (+=) into their gradient outputs; every parallel loop gives each
+// output element to exactly one thread and sums in a fixed order, so results do not
+// depend on the number of threads.
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <stddef.h>
+
+#include "model.h"
+#include "matmul.h"
+#include "tokenizer.h"
+
+// ----------------------------------------------------------------------------
+// LayerNorm: out = (x - mean) * rstd * w + b over the C channels of each row.
+
+void layernorm_forward(real *out, real *mean, real *rstd, const real *inp,
+                       const real *w, const real *b, int N, int C) {
+    // out, inp (N, C); mean, rstd (N); w, b (C)
+    #pragma omp parallel for
+    for (int i = 0; i < N; i++) {
+        const real *x = inp + (size_t)i * C;
+        double m = 0.0;
+        for (int c = 0; c < C; c++) m += x[c];
+        m /= C;
+        double v = 0.0;
+        for (int c = 0; c < C; c++) { double d = x[c] - m; v += d * d; }
+        v /= C;
+        real s = (real)(1.0 / sqrt(v + 1e-5));
+        real *o = out + (size_t)i * C;
+        for (int c = 0; c < C; c++) o[c] = ((x[c] - (real)m) * s) * w[c] + b[c];
+        mean[i] = (real)m;
+        rstd[i] = s;
+    }
+}
+
+// With xhat = (x - mean) * rstd and g = dout * w:
+//   dx = rstd * (g - mean_c(g) - xhat * mean_c(g * xhat)),  dw += dout * xhat,  db += dout.
+void layernorm_backward(real *dinp, real *dw, real *db, const real *dout,
+                        const real *inp, const real *w, const real *mean,
+                        const real *rstd, int N, int C) {
+    #pragma omp parallel for
+    for (int i = 0; i < N; i++) {
+        const real *x = inp + (size_t)i * C, *g = dout + (size_t)i * C;
+        real m = mean[i], s = rstd[i];
+        double gm = 0.0, gx = 0.0;
+        for (int c = 0; c < C; c++) {
+            real gw = g[c] * w[c];
+            gm += gw;
+            gx += gw * (x[c] - m) * s;
+        }
+        gm /= C; gx /= C;
+        real *d = dinp + (size_t)i * C;
+        for (int c = 0; c < C; c++) {
+            real xhat = (x[c] - m) * s;
+            d[c] += s * (g[c] * w[c] - (real)gm - xhat * (real)gx);
+        }
+    }
+    // Parameter gradients sum over rows: each thread owns a block of channels.
+    #pragma omp parallel for
+    for (int c0 = 0; c0 < C; c0 += 16) {
+        int c1 = c0 + 16 < C ? c0 + 16 : C;
+        for (int i = 0; i < N; i++) {
+            const real *x = inp + (size_t)i * C, *g = dout + (size_t)i * C;
+            for (int c = c0; c < c1; c++) {
+                dw[c] += g[c] * (x[c] - mean[i]) * rstd[i];
+                db[c] += g[c];
+            }
+        }
+    }
+}
+
+// ----------------------------------------------------------------------------
+// Linear layer: out (N, OC) = inp (N, IC) . W^T + b, W (OC, IC), b (OC) or NULL.
+
+void matmul_forward(real *out, const real *inp, const real *w, const real *b,
+                    int N, int IC, int OC) {
+    mm_nt(out, inp, w, N, OC, IC, IC, IC, OC, 0);
+    if (!b) return;
+    #pragma omp parallel for
+    for (int i = 0; i < N; i++)
+        for (int o = 0; o < OC; o++) out[(size_t)i * OC + o] += b[o];
+}
+
+// dinp += dout . W;  dw += dout^T . inp;  db += column sums of dout. dinp, db may be NULL.
+void matmul_backward(real *dinp, real *dw, real *db, const real *dout,
+                     const real *inp, const real *w, int N, int IC, int OC) {
+    if (dinp) mm_nn(dinp, dout, w, N, IC, OC, OC, IC, IC, 1);
+    mm_tn(dw, dout, inp, OC, IC, N, OC, IC, IC, 1);
+    if (!db) return;
+    #pragma omp parallel for
+    for (int o0 = 0; o0 < OC; o0 += 16) {
+        int o1 = o0 + 16 < OC ? o0 + 16 : OC;
+        for (int i = 0; i < N; i++)
+            for (int o = o0; o < o1; o++) db[o] += dout[(size_t)i * OC + o];
+    }
+}
+
+// ----------------------------------------------------------------------------
+// GELU, tanh approximation: 0.5 x (1 + tanh(k (x + 0.044715 x^3))), k = sqrt(2/pi).
+
+#define GELU_K 0.7978845608028654
+
+void gelu_forward(real *out, const real *inp, size_t N) {
+    #pragma omp parallel for
+    for (size_t i = 0; i < N; i++) {
+        real x = inp[i];
+        out[i] = (real)0.5 * x * ((real)1 + tanh((real)GELU_K * (x + (real)0.044715 * x * x * x)));
+    }
+}
+
+void gelu_backward(real *dinp, const real *inp, const real *dout, size_t N) {
+    #pragma omp parallel for
+    for (size_t i = 0; i < N; i++) {
+        real x = inp[i];
+        real u = (real)GELU_K * (x + (real)0.044715 * x * x * x);
+        real th = tanh(u);
+        real du = (real)GELU_K * ((real)1 + (real)(3 * 0.044715) * x * x);
+        real grad = (real)0.5 * ((real)1 + th) + (real)0.5 * x * ((real)1 - th * th) * du;
+        dinp[i] += grad * dout[i];
+    }
+}
+
+// ----------------------------------------------------------------------------
+// Dropout: x * keep / (1 - p), keep ~ Bernoulli(1 - p). The mask of element i is a hash
+// of (base, i), so it is recomputed in backward instead of stored, and is the same for
+// any number of threads. Dropout is linear and self-adjoint: one function serves both
+// directions (out may alias inp).
+
+static inline int dropout_keep(uint64_t base, size_t i, uint32_t threshold) {
+    return (uint32_t)(hash64(base + i) >> 40) >= threshold;   // 24 random bits
+}
+static inline uint32_t dropout_threshold(float p) { return (uint32_t)(p * 16777216.0f); }
+
+void dropout_apply(real *out, const real *inp, size_t N, float p, uint64_t base) {
+    if (p <= 0.0f) { if (out != inp) memcpy(out, inp, N * sizeof(real)); return; }
+    uint32_t th = dropout_threshold(p);
+    real scale = (real)(1.0 / (1.0 - p));
+    #pragma omp parallel for
+    for (size_t i = 0; i < N; i++) out[i] = dropout_keep(base, i, th) ? inp[i] * scale : 0;
+}
+
+// ----------------------------------------------------------------------------
+// Multi-head attention. For batch b, head h, query t, key s:
+//   score = q . k / sqrt(hs), masked to -inf where key s is padding or (causal) s > t;
+//   att = softmax over s (saved, before dropout); out = sum_s dropout(att)[s] v[s].
+// q (B, Tq, .) with row stride q_stride; k, v (B, Tk, .) with row stride kv_stride; head h
+// occupies columns h*hs .. h*hs+hs-1 of each. out (B, Tq, C); att (B, NH, Tq, Tk);
+// key_valid (B, Tk): 1 for a real token, 0 for padding.
+
+
+void attention_forward(real *out, real *att, const real *q, const real *k, const real *v,
+                       const unsigned char *key_valid, AttnShape a) {
+    int hs = a.C / a.NH;
+    real scale = (real)(1.0 / sqrt((double)hs));
+    uint32_t th = dropout_threshold(a.p);
+    real keep_scale = (real)(1.0 / (1.0 - a.p));
+    #pragma omp parallel for collapse(2)
+    for (int b = 0; b < a.B; b++) {
+        for (int h = 0; h < a.NH; h++) {
+            for (int t = 0; t < a.Tq; t++) {
+                const real *qt = q + ((size_t)b * a.Tq + t) * a.q_stride + h * hs;
+                real *row = att + (((size_t)b * a.NH + h) * a.Tq + t) * a.Tk;
+                int smax = a.causal ? (t + 1 < a.Tk ? t + 1 : a.Tk) : a.Tk;
+                real mx = -INFINITY;
+                for (int s = 0; s < a.Tk; s++) {
+                    if (s >= smax || !key_valid[(size_t)b * a.Tk + s]) { row[s] = -INFINITY; continue; }
+                    const real *ks = k + ((size_t)b * a.Tk + s) * a.kv_stride + h * hs;
+                    real dot = 0;
+                    for (int i = 0; i < hs; i++) dot += qt[i] * ks[i];
+                    row[s] = dot * scale;
+                    if (row[s] > mx) mx = row[s];
+                }
+                real sum = 0;
+                for (int s = 0; s < a.Tk; s++) {
+                    row[s] = (mx == -INFINITY || row[s] == -INFINITY) ? 0 : exp(row[s] - mx);
+                    sum += row[s];
+                }
+                real inv = sum > 0 ? 1 / sum : 0;   // a row with no valid key outputs zeros
+                for (int s = 0; s < a.Tk; s++) row[s] *= inv;
+                real *ot = out + ((size_t)b * a.Tq + t) * a.C + h * hs;
+                for (int i = 0; i < hs; i++) ot[i] = 0;
+                size_t rowidx = (((size_t)b * a.NH + h) * a.Tq + t) * a.Tk;
+                for (int s = 0; s < smax; s++) {
+                    real p = row[s];
+                    if (p == 0) continue;
+                    if (a.p > 0) p = dropout_keep(a.base, rowidx + s, th) ? p * keep_scale : 0;
+                    const real *vs = v + ((size_t)b * a.Tk + s) * a.kv_stride + h * hs;
+                    for (int i = 0; i < hs; i++) ot[i] += p * vs[i];
+                }
+            }
+        }
+    }
+}
+
+// With P = att, D = dropout(P), dD = dout . v^T, dP = dropout(dD):
+//   dv += D^T dout;  dS = P * (dP - sum_s P dP);  dq += dS k / sqrt(hs);  dk += dS^T q / sqrt(hs).
+// Each (b, h) owns its slices of dq, dk, dv. datt (B, NH, Tq, Tk) is scratch.
+void attention_backward(real *dq, real *dk, real *dv, real *datt, const real *dout,
+                        const real *q, const real *k, const real *v, const real *att,
+                        AttnShape a) {
+    int hs = a.C / a.NH;
+    real scale = (real)(1.0 / sqrt((double)hs));
+    uint32_t th = dropout_threshold(a.p);
+    real keep_scale = (real)(1.0 / (1.0 - a.p));
+    #pragma omp parallel for collapse(2)
+    for (int b = 0; b < a.B; b++) {
+        for (int h = 0; h < a.NH; h++) {
+            for (int t = 0; t < a.Tq; t++) {
+                size_t rowidx = (((size_t)b * a.NH + h) * a.Tq + t) * a.Tk;
+                const real *prow = att + rowidx;
+                real *drow = datt + rowidx;
+                const real *dot_ = dout + ((size_t)b * a.Tq + t) * a.C + h * hs;
+                // dP[s] = dropout(dout . v[s]); dv[s] += dropout(P[s]) * dout
+                real pdp = 0;
+                for (int s = 0; s < a.Tk; s++) {
+                    drow[s] = 0;
+                    if (prow[s] == 0) continue;
+                    real m = 1;
+                    if (a.p > 0) m = dropout_keep(a.base, rowidx + s, th) ? keep_scale : 0;
+                    if (m == 0) continue;
+                    const real *vs = v + ((size_t)b * a.Tk + s) * a.kv_stride + h * hs;
+                    real *dvs = dv + ((size_t)b * a.Tk + s) * a.kv_stride + h * hs;
+                    real d = 0;
+                    for (int i = 0; i < hs; i++) { d += dot_[i] * vs[i]; dvs[i] += prow[s] * m * dot_[i]; }
+                    drow[s] = d * m;
+                    pdp += prow[s] * drow[s];
+                }
+                // softmax backward, then the two products of the scores
+                const real *qt = q + ((size_t)b * a.Tq + t) * a.q_stride + h * hs;
+                real *dqt = dq + ((size_t)b * a.Tq + t) * a.q_stride + h * hs;
+                for (int s = 0; s < a.Tk; s++) {
+                    if (prow[s] == 0) continue;
+                    real ds = prow[s] * (drow[s] - pdp) * scale;
+                    const real *ks = k + ((size_t)b * a.Tk + s) * a.kv_stride + h * hs;
+                    real *dks = dk + ((size_t)b * a.Tk + s) * a.kv_stride + h * hs;
+                    for (int i = 0; i < hs; i++) { dqt[i] += ds * ks[i]; dks[i] += ds * qt[i]; }
+                }
+            }
+        }
+    }
+}
+
+// ----------------------------------------------------------------------------
+// Softmax cross-entropy with label smoothing, fused with its backward (as llm.c does):
+// the target distribution is y = (1 - eps) onehot(target) + eps / V, so
+//   loss_i = -sum_v y_v log p_v   and   dlogits_i = (p - y) / n,
+// n = number of non-pad targets. Forward turns logits into probabilities in place and
+// returns the mean loss; backward turns probabilities into dlogits in place.
+
+real crossentropy_forward(real *rowloss, real *logits, const int *targets, int N, int V,
+                          float eps) {
+    // rowloss (N); logits (N, V) -> probs (N, V); targets (N), TOK_PAD = ignored
+    #pragma omp parallel for
+    for (int i = 0; i < N; i++) {
+        real *x = logits + (size_t)i * V;
+        int y = targets[i];
+        real xy = y == TOK_PAD ? 0 : x[y];   // the target's logit, before x turns into p
+        real mx = x[0];
+        for (int v = 1; v < V; v++) if (x[v] > mx) mx = x[v];
+        double sum = 0.0, sumx = 0.0;
+        for (int v = 0; v < V; v++) { sumx += x[v]; x[v] = exp(x[v] - mx); sum += x[v]; }
+        real inv = (real)(1.0 / sum);
+        for (int v = 0; v < V; v++) x[v] *= inv;
+        if (y == TOK_PAD) { rowloss[i] = 0; continue; }
+        double logz = mx + log(sum);          // log p_v = logit_v - logz
+        double nll = logz - xy;
+        double smooth = logz - sumx / V;      // -mean_v log p_v
+        rowloss[i] = (real)((1.0 - eps) * nll + eps * smooth);
+    }
+    double total = 0.0;
+    int n = 0;
+    for (int i = 0; i < N; i++) if (targets[i] != TOK_PAD) { total += rowloss[i]; n++; }
+    return n ? (real)(total / n) : 0;
+}
+
+void crossentropy_backward(real *probs, const int *targets, int N, int V, float eps) {
+    int n = 0;
+    for (int i = 0; i < N; i++) n += targets[i] != TOK_PAD;
+    real inv_n = n ? (real)1 / n : 0, off = (real)eps / V;
+    #pragma omp parallel for
+    for (int i = 0; i < N; i++) {
+        real *p = probs + (size_t)i * V;
+        if (targets[i] == TOK_PAD) { memset(p, 0, (size_t)V * sizeof(real)); continue; }
+        for (int v = 0; v < V; v++) p[v] = (p[v] - off) * inv_n;
+        p[targets[i]] -= (real)(1.0 - eps) * inv_n;
+    }
+}
+
+// ----------------------------------------------------------------------------
+// Config
+
+void config_default(Config *c) {
+    memset(c, 0, sizeof(*c));
+    c->arch = ARCH_SEQ2SEQ;
+    c->V = 8000; c->C = 256; c->NH = 8; c->F = 1024; c->Le = 3; c->Ld = 3;
+    c->maxT = 128; c->tie = 1;
+    snprintf(c->embed, sizeof(c->embed), "dense");
+    c->dropout = 0.1f; c->label_smoothing = 0.1f;
+}
+
+int config_check(const Config *c, char *err) {
+    #define BAD(...) do { snprintf(err, KF_ERRLEN, __VA_ARGS__); return 1; } while (0)
+    if (c->arch != ARCH_SEQ2SEQ && c->arch != ARCH_LM) BAD("unknown architecture %d; use seq2seq or lm", c->arch);
+    if (c->V < 4) BAD("vocabulary size %d is too small; it must be at least 4", c->V);
+    if (c->C < 1) BAD("--d-model %d must be positive", c->C);
+    if (c->NH < 1) BAD("--heads %d must be positive", c->NH);
+    if (c->C % c->NH) BAD("--heads %d does not divide --d-model %d; choose heads that divide d_model (e.g. %d)",
+                          c->NH, c->C, c->C % 8 == 0 ? 8 : 1);
+    if (c->F < 1) BAD("--ffn %d must be positive", c->F);
+    if (c->Ld < 1) BAD("--layers (decoder) %d must be at least 1", c->Ld);
+    if (c->arch == ARCH_SEQ2SEQ && c->Le < 1) BAD("--enc-layers %d must be at least 1 for seq2seq", c->Le);
+    if (c->maxT < 2) BAD("--max-len %d must be at least 2", c->maxT);
+    if (!(c->dropout >= 0 && c->dropout < 1)) BAD("--dropout %g must be in [0, 1)", c->dropout);
+    if (!(c->label_smoothing >= 0 && c->label_smoothing < 1))
+        BAD("--label-smoothing %g must be in [0, 1)", c->label_smoothing);
+    Embed e;
+    if (embed_parse(&e, c->embed, c->V, c->C, err)) return 1;
+    #undef BAD
+    return 0;
+}
+
+// ----------------------------------------------------------------------------
+// Parameters: one buffer, carved into the named tensors of Params in a fixed order.
+
+static void add_tensor(Model *m, size_t *total, const char *name, int decay, int ndim,
+                       int d0, int d1, int d2) {
+    TensorInfo *t = &m->tensors[m->ntensors++];
+    snprintf(t->name, sizeof(t->name), "%s", name);
+    t->ndim = ndim;
+    t->shape[0] = d0; t->shape[1] = d1; t->shape[2] = d2; t->shape[3] = 0;
+    t->numel = 1;
+    for (int i = 0; i < ndim; i++) t->numel *= (size_t)t->shape[i];
+    t->offset = *total;
+    t->decay = decay;
+    *total += t->numel;
+}
+
+// The tensors of the model, in buffer order, and the Params field each one fills.
+// field is the offset of the real* in Params (SIZE_MAX: a sub-tensor of the embedding).
+static void layout_params(Model *m, size_t *fields) {
+    const Config *c = &m->cfg;
+    int C = c->C, F = c->F, V = c->V, Le = c->Le, Ld = c->Ld;
+    size_t total = 0;
+    m->ntensors = 0;
+    for (int i = 0; i < embed_num_tensors(&m->emb); i++) {
+        TensorInfo *t = &m->tensors[m->ntensors];
+        int shape[4] = {0, 0, 0, 0};
+        size_t off, numel;
+        embed_tensor_info(&m->emb, i, t->name, sizeof(t->name), &t->ndim, shape, &off, &numel);
+        memcpy(t->shape, shape, sizeof(shape));
+        t->offset = total + off; t->numel = numel; t->decay = 1;
+        fields[m->ntensors++] = i == 0 ? offsetof(Params, embed) : SIZE_MAX;
+    }
+    total += m->emb.num_params;
+    #define T(field, name, decay, ndim, d0, d1, d2) \
+        do { fields[m->ntensors] = offsetof(Params, field); \
+             add_tensor(m, &total, name, decay, ndim, d0, d1, d2); } while (0)
+    if (!c->tie) T(outw, "output.weight", 1, 2, V, C, 0);
+    if (c->arch == ARCH_SEQ2SEQ) {
+        T(e_ln1w, "encoder.ln1.weight", 0, 2, Le, C, 0);
+        T(e_ln1b, "encoder.ln1.bias", 0, 2, Le, C, 0);
+        T(e_qkvw, "encoder.attn.qkv.weight", 1, 3, Le, 3 * C, C);
+        T(e_qkvb, "encoder.attn.qkv.bias", 0, 2, Le, 3 * C, 0);
+        T(e_projw, "encoder.attn.proj.weight", 1, 3, Le, C, C);
+        T(e_projb, "encoder.attn.proj.bias", 0, 2, Le, C, 0);
+        T(e_ln2w, "encoder.ln2.weight", 0, 2, Le, C, 0);
+        T(e_ln2b, "encoder.ln2.bias", 0, 2, Le, C, 0);
+        T(e_fcw, "encoder.ffn.fc1.weight", 1, 3, Le, F, C);
+        T(e_fcb, "encoder.ffn.fc1.bias", 0, 2, Le, F, 0);
+        T(e_fc2w, "encoder.ffn.fc2.weight", 1, 3, Le, C, F);
+        T(e_fc2b, "encoder.ffn.fc2.bias", 0, 2, Le, C, 0);
+        T(e_lnfw, "encoder.ln_final.weight", 0, 1, C, 0, 0);
+        T(e_lnfb, "encoder.ln_final.bias", 0, 1, C, 0, 0);
+    }
+    T(d_ln1w, "decoder.ln1.weight", 0, 2, Ld, C, 0);
+    T(d_ln1b, "decoder.ln1.bias", 0, 2, Ld, C, 0);
+    T(d_qkvw, "decoder.attn.qkv.weight", 1, 3, Ld, 3 * C, C);
+    T(d_qkvb, "decoder.attn.qkv.bias", 0, 2, Ld, 3 * C, 0);
+    T(d_projw, "decoder.attn.proj.weight", 1, 3, Ld, C, C);
+    T(d_projb, "decoder.attn.proj.bias", 0, 2, Ld, C, 0);
+    if (c->arch == ARCH_SEQ2SEQ) {
+        T(d_ln2w, "decoder.ln2.weight", 0, 2, Ld, C, 0);
+        T(d_ln2b, "decoder.ln2.bias", 0, 2, Ld, C, 0);
+        T(d_cqw, "decoder.cross.q.weight", 1, 3, Ld, C, C);
+        T(d_cqb, "decoder.cross.q.bias", 0, 2, Ld, C, 0);
+        T(d_ckvw, "decoder.cross.kv.weight", 1, 3, Ld, 2 * C, C);
+        T(d_ckvb, "decoder.cross.kv.bias", 0, 2, Ld, 2 * C, 0);
+        T(d_cprojw, "decoder.cross.proj.weight", 1, 3, Ld, C, C);
+        T(d_cprojb, "decoder.cross.proj.bias", 0, 2, Ld, C, 0);
+    }
+    T(d_ln3w, "decoder.ln3.weight", 0, 2, Ld, C, 0);
+    T(d_ln3b, "decoder.ln3.bias", 0, 2, Ld, C, 0);
+    T(d_fcw, "decoder.ffn.fc1.weight", 1, 3, Ld, F, C);
+    T(d_fcb, "decoder.ffn.fc1.bias", 0, 2, Ld, F, 0);
+    T(d_fc2w, "decoder.ffn.fc2.weight", 1, 3, Ld, C, F);
+    T(d_fc2b, "decoder.ffn.fc2.bias", 0, 2, Ld, C, 0);
+    T(d_lnfw, "decoder.ln_final.weight", 0, 1, C, 0, 0);
+    T(d_lnfb, "decoder.ln_final.bias", 0, 1, C, 0, 0);
+    #undef T
+    m->num_params = total;
+}
+
+static void point_params(Params *p, real *mem, const Model *m, const size_t *fields) {
+    memset(p, 0, sizeof(*p));
+    for (int i = 0; i < m->ntensors; i++)
+        if (fields[i] != SIZE_MAX) *(real **)((char *)p + fields[i]) = mem + m->tensors[i].offset;
+}
+
+int model_build(Model *m, const Config *cfg, char *err) {
+    memset(m, 0, sizeof(*m));
+    if (config_check(cfg, err)) return 1;
+    m->cfg = *cfg;
+    if (embed_parse(&m->emb, cfg->embed, cfg->V, cfg->C, err)) return 1;
+    size_t fields[MAX_TENSORS];
+    layout_params(m, fields);
+    m->num_embed_params = m->emb.num_params;
+    m->param_mem = calloc(m->num_params, sizeof(real));
+    m->grad_mem = calloc(m->num_params, sizeof(real));
+    int C = cfg->C, T = cfg->maxT;
+    m->pos = malloc((size_t)T * C * sizeof(real));
+    if (!m->param_mem || !m->grad_mem || !m->pos) {
+        snprintf(err, KF_ERRLEN, "out of memory for %zu parameters; choose a smaller model", m->num_params);
+        model_free(m);
+        return 1;
+    }
+    point_params(&m->params, m->param_mem, m, fields);
+    point_params(&m->grads, m->grad_mem, m, fields);
+    // sinusoidal positions: pos[t, 2i] = sin(t / 10000^(2i/C)), pos[t, 2i+1] = cos(same)
+    for (int t = 0; t < T; t++)
+        for (int i = 0; i < C; i += 2) {
+            double ang = t / pow(10000.0, (double)i / C);
+            m->pos[(size_t)t * C + i] = (real)sin(ang);
+            if (i + 1 < C) m->pos[(size_t)t * C + i + 1] = (real)cos(ang);
+        }
+    return 0;
+}
+
+void model_init(Model *m, uint64_t seed) {
+    uint64_t rng = seed * 0x2545F4914F6CDD1DULL + 1;
+    const Config *c = &m->cfg;
+    double resid_std = 0.02 / sqrt(2.0 * (c->Le + c->Ld));   // GPT-2: keep the residual stream's variance flat
+    memset(m->param_mem, 0, m->num_params * sizeof(real));
+    embed_init(&m->emb, m->params.embed, &rng);
+    for (int i = embed_num_tensors(&m->emb); i < m->ntensors; i++) {
+        TensorInfo *t = &m->tensors[i];
+        real *p = m->param_mem + t->offset;
+        const char *n = t->name;
+        size_t len = strlen(n);
+        int is_bias = len > 5 && strcmp(n + len - 5, ".bias") == 0;
+        if (strstr(n, "ln")) {               // LayerNorm: gain 1, bias 0
+            if (!is_bias) for (size_t j = 0; j < t->numel; j++) p[j] = 1;
+            continue;
+        }
+        if (is_bias) continue;
+        double std = 0.02;
+        if (strstr(n, "proj.weight") || strstr(n, "fc2.weight")) std = resid_std;
+        if (strcmp(n, "output.weight") == 0) std = m->emb.init_std;
+        for (size_t j = 0; j < t->numel; j++) p[j] = (real)(std * rng_normal(&rng));
+    }
+}
+
+// ----------------------------------------------------------------------------
+// Activations: one buffer, carved for a batch shape (B, S, T) and grown when a larger
+// batch arrives. Layer tensors are stacked: e_qkv is (Le, B*S, 3C).
+
+struct Acts {
+    real *mem; size_t cap;          // the buffer and its size in reals
+    int *imem; size_t icap;         // token copies
+    unsigned char *vmem; size_t vcap;
+    int Bc, Sc, Tc;                 // the shape the buffer is carved for
+    size_t nS, nT;                  // rows: Bc*Sc, Bc*Tc
+    size_t aSS, aTT, aTS;           // attention sizes per layer: Bc*NH*Sc*Sc, ...
+    int *src, *tgt_in, *tgt_out;    // (B, S), (B, T), (B, T)
+    unsigned char *src_valid, *tgt_valid; // (B, S), (B, T): 1 = real token
+    // encoder
+    real *e_x;                      // (Le+1, BS, C) residual stream entering each layer
+    real *e_ln1, *e_ln1m, *e_ln1r;  // (Le, BS, C), (Le, BS), (Le, BS)
+    real *e_qkv;                    // (Le, BS, 3C)
+    real *e_att;                    // (Le, B, NH, S, S) attention probabilities
+    real *e_atty;                   // (Le, BS, C) attention output before projection
+    real *e_xmid;                   // (Le, BS, C) residual after attention
+    real *e_ln2, *e_ln2m, *e_ln2r;  // (Le, BS, C), (Le, BS), (Le, BS)
+    real *e_fch, *e_fchg;           // (Le, BS, F) before and after GELU
+    real *e_out, *e_lnfm, *e_lnfr;  // (BS, C), (BS), (BS) encoder output
+    // decoder
+    real *d_x;                      // (Ld+1, BT, C)
+    real *d_ln1, *d_ln1m, *d_ln1r;  // (Ld, BT, C), (Ld, BT), (Ld, BT)
+    real *d_qkv;                    // (Ld, BT, 3C)
+    real *d_att;                    // (Ld, B, NH, T, T)
+    real *d_atty;                   // (Ld, BT, C)
+    real *d_x2;                     // (Ld, BT, C) after self-attention
+    real *d_ln2, *d_ln2m, *d_ln2r;  // (Ld, BT, C), (Ld, BT), (Ld, BT)
+    real *d_cq;                     // (Ld, BT, C)
+    real *d_ckv;                    // (Ld, BS, 2C)
+    real *d_catt;                   // (Ld, B, NH, T, S)
+    real *d_catty;                  // (Ld, BT, C)
+    real *d_x3;                     // (Ld, BT, C) after cross-attention
+    real *d_ln3, *d_ln3m, *d_ln3r;  // (Ld, BT, C), (Ld, BT), (Ld, BT)
+    real *d_fch, *d_fchg;           // (Ld, BT, F)
+    real *d_out, *d_lnfm, *d_lnfr;  // (BT, C), (BT), (BT)
+    real *logits;                   // (BT, V): logits, probabilities, then dlogits
+    real *rowloss;                  // (BT)
+    real *table;                    // (V, C) factorized tied output table
+    real *tmp;                      // (R, C) a branch's output; R = max(BS, BT)
+    // backward scratch
+    real *dtable;                   // (V, C)
+    real *dres;                     // (R, C) gradient of the residual stream
+    real *denc;                     // (BS, C) gradient of the encoder output
+    real *dln, *dy;                 // (R, C)
+    real *dq;                       // (R, 3C)
+    real *dkv;                      // (BS, 2C)
+    real *dfch, *dfchg;             // (R, F)
+    real *datt;                     // (B, NH, max(S,T), max(S,T))
+};
+
+// Carves the buffer for (B, S, T); reallocates only when it must grow.
+static int acts_carve(Model *m, int B, int S, int T) {
+    const Config *c = &m->cfg;
+    Acts *a = m->acts;
+    if (!a) a = m->acts = calloc(1, sizeof(Acts));
+    if (!a) return 1;
+    size_t C = c->C, F = c->F, V = c->V, NH = c->NH, Le = c->Le, Ld = c->Ld;
+    int enc = c->arch == ARCH_SEQ2SEQ;
+    size_t nS = enc ? (size_t)B * S : 0, nT = (size_t)B * T, R = nS > nT ? nS : nT;
+    size_t TS = (size_t)(S > T ? S : T);
+    size_t aSS = B * NH * (size_t)S * S, aTT = B * NH * (size_t)T * T, aTS = B * NH * (size_t)T * S;
+    int fact_tied = c->tie && m->emb.kind != EMBED_DENSE;
+    struct { real **p; size_t n; } list[] = {
+        {&a->e_x, (Le + 1) * nS * C}, {&a->e_ln1, Le * nS * C}, {&a->e_ln1m, Le * nS},
+        {&a->e_ln1r, Le * nS}, {&a->e_qkv, Le * nS * 3 * C}, {&a->e_att, Le * aSS},
+        {&a->e_atty, Le * nS * C}, {&a->e_xmid, Le * nS * C}, {&a->e_ln2, Le * nS * C},
+        {&a->e_ln2m, Le * nS}, {&a->e_ln2r, Le * nS}, {&a->e_fch, Le * nS * F},
+        {&a->e_fchg, Le * nS * F}, {&a->e_out, nS * C}, {&a->e_lnfm, nS}, {&a->e_lnfr, nS},
+        {&a->d_x, (Ld + 1) * nT * C}, {&a->d_ln1, Ld * nT * C}, {&a->d_ln1m, Ld * nT},
+        {&a->d_ln1r, Ld * nT}, {&a->d_qkv, Ld * nT * 3 * C}, {&a->d_att, Ld * aTT},
+        {&a->d_atty, Ld * nT * C}, {&a->d_x2, Ld * nT * C},
+        {&a->d_ln2, enc * Ld * nT * C}, {&a->d_ln2m, enc * Ld * nT}, {&a->d_ln2r, enc * Ld * nT},
+        {&a->d_cq, enc * Ld * nT * C}, {&a->d_ckv, Ld * nS * 2 * C}, {&a->d_catt, enc * Ld * aTS},
+        {&a->d_catty, enc * Ld * nT * C}, {&a->d_x3, enc * Ld * nT * C},
+        {&a->d_ln3, Ld * nT * C}, {&a->d_ln3m, Ld * nT}, {&a->d_ln3r, Ld * nT},
+        {&a->d_fch, Ld * nT * F}, {&a->d_fchg, Ld * nT * F}, {&a->d_out, nT * C},
+        {&a->d_lnfm, nT}, {&a->d_lnfr, nT}, {&a->logits, nT * V}, {&a->rowloss, nT},
+        {&a->table, fact_tied * V * C}, {&a->tmp, R * C},
+        {&a->dtable, fact_tied * V * C}, {&a->dres, R * C}, {&a->denc, nS * C},
+        {&a->dln, R * C}, {&a->dy, R * C}, {&a->dq, R * 3 * C}, {&a->dkv, nS * 2 * C},
+        {&a->dfch, R * F}, {&a->dfchg, R * F}, {&a->datt, B * NH * TS * TS},
+    };
+    int n = sizeof(list) / sizeof(list[0]);
+    size_t total = 0;
+    for (int i = 0; i < n; i++) total += list[i].n;
+    if (total > a->cap) {
+        free(a->mem);
+        a->mem = malloc(total * sizeof(real));
+        a->cap = a->mem ? total : 0;
+        if (!a->mem) return 1;
+    }
+    real *p = a->mem;
+    for (int i = 0; i < n; i++) { *list[i].p = list[i].n ? p : NULL; p += list[i].n; }
+    size_t ni = 2 * nT + nS, nv = nT + nS;
+    if (ni > a->icap) { free(a->imem); a->imem = malloc(ni * sizeof(int)); a->icap = a->imem ? ni : 0; }
+    if (nv > a->vcap) { free(a->vmem); a->vmem = malloc(nv); a->vcap = a->vmem ? nv : 0; }
+    if (!a->imem || !a->vmem) return 1;
+    a->tgt_in = a->imem; a->tgt_out = a->imem + nT; a->src = a->imem + 2 * nT;
+    a->tgt_valid = a->vmem; a->src_valid = a->vmem + nT;
+    a->Bc = B; a->Sc = S; a->Tc = T; a->nS = nS; a->nT = nT;
+    a->aSS = aSS; a->aTT = aTT; a->aTS = aTS;
+    return 0;
+}
+
+void model_free(Model *m) {
+    if (m->acts) { free(m->acts->mem); free(m->acts->imem); free(m->acts->vmem); free(m->acts); }
+    free(m->param_mem); free(m->grad_mem); free(m->adam_m); free(m->adam_v); free(m->pos);
+    memset(m, 0, sizeof(*m));
+}
+
+// ----------------------------------------------------------------------------
+// Sublayers. Each is pre-LN: x_out = x + dropout(branch(LayerNorm(x))). A view holds
+// the pointers of one sublayer of one layer: weights (gradients sit at the same offset
+// of grad_mem) and the activations saved for backward. Backward reads the gradient of
+// x_out from a->dres and leaves the gradient of x there.
+
+#define GRAD(m, p) ((m)->grad_mem + ((p) - (m)->param_mem))
+#define LAYER(p, l, n) ((p) ? (p) + (size_t)(l) * (n) : NULL)
+
+static uint64_t drop_base(const Model *m, int site) {
+    return hash64(m->dropout_seed ^ hash64(m->dropout_step)) + hash64((uint64_t)site << 32);
+}
+static float drop_p(const Model *m) { return m->training ? m->cfg.dropout : 0.0f; }
+
+static void residual_add(real *out, const real *x, const real *branch, size_t n) {
+    #pragma omp parallel for
+    for (size_t i = 0; i < n; i++) out[i] = x[i] + branch[i];
+}
+static void zero(real *p, size_t n) { memset(p, 0, n * sizeof(real)); }
+
+typedef struct {       // self-attention: branch = proj(attention(qkv(ln)))
+    const real *lnw, *lnb, *qkvw, *qkvb, *projw, *projb;
+    real *ln, *lnm, *lnr, *qkv, *att, *atty;
+    const unsigned char *valid;   // (B, T) key mask
+    int causal, site;
+} SelfAttn;
+
+typedef struct {       // cross-attention: queries from ln(x), keys and values from the encoder
+    const real *lnw, *lnb, *qw, *qb, *kvw, *kvb, *projw, *projb;
+    real *ln, *lnm, *lnr, *q, *kv, *att, *atty;
+    int site;
+} CrossAttn;
+
+typedef struct {       // feed-forward: branch = fc2(gelu(fc1(ln)))
+    const real *lnw, *lnb, *fcw, *fcb, *fc2w, *fc2b;
+    real *ln, *lnm, *lnr, *fch, *fchg;
+    int site;
+} FFN;
+
+static SelfAttn enc_self(const Model *m, int l) {
+    const Params *p = &m->params; const Acts *a = m->acts;
+    size_t C = m->cfg.C, nS = a->nS;
+    return (SelfAttn){ p->e_ln1w + l * C, p->e_ln1b + l * C, p->e_qkvw + l * 3 * C * C,
+        p->e_qkvb + l * 3 * C, p->e_projw + l * C * C, p->e_projb + l * C,
+        LAYER(a->e_ln1, l, nS * C), LAYER(a->e_ln1m, l, nS), LAYER(a->e_ln1r, l, nS),
+        LAYER(a->e_qkv, l, nS * 3 * C), LAYER(a->e_att, l, a->aSS), LAYER(a->e_atty, l, nS * C),
+        a->src_valid, 0, 3 * l };
+}
+static FFN enc_ffn(const Model *m, int l) {
+    const Params *p = &m->params; const Acts *a = m->acts;
+    size_t C = m->cfg.C, F = m->cfg.F, nS = a->nS;
+    return (FFN){ p->e_ln2w + l * C, p->e_ln2b + l * C, p->e_fcw + l * F * C, p->e_fcb + l * F,
+        p->e_fc2w + l * C * F, p->e_fc2b + l * C,
+        LAYER(a->e_ln2, l, nS * C), LAYER(a->e_ln2m, l, nS), LAYER(a->e_ln2r, l, nS),
+        LAYER(a->e_fch, l, nS * F), LAYER(a->e_fchg, l, nS * F), 3 * l + 2 };
+}
+static SelfAttn dec_self(const Model *m, int l) {
+    const Params *p = &m->params; const Acts *a = m->acts;
+    size_t C = m->cfg.C, nT = a->nT;
+    return (SelfAttn){ p->d_ln1w + l * C, p->d_ln1b + l * C, p->d_qkvw + l * 3 * C * C,
+        p->d_qkvb + l * 3 * C, p->d_projw + l * C * C, p->d_projb + l * C,
+        LAYER(a->d_ln1, l, nT * C), LAYER(a->d_ln1m, l, nT), LAYER(a->d_ln1r, l, nT),
+        LAYER(a->d_qkv, l, nT * 3 * C), LAYER(a->d_att, l, a->aTT), LAYER(a->d_atty, l, nT * C),
+        a->tgt_valid, 1, 1000 + 5 * l };
+}
+static CrossAttn dec_cross(const Model *m, int l) {
+    const Params *p = &m->params; const Acts *a = m->acts;
+    size_t C = m->cfg.C, nT = a->nT, nS = a->nS;
+    return (CrossAttn){ p->d_ln2w + l * C, p->d_ln2b + l * C, p->d_cqw + l * C * C,
+        p->d_cqb + l * C, p->d_ckvw + l * 2 * C * C, p->d_ckvb + l * 2 * C,
+        p->d_cprojw + l * C * C, p->d_cprojb + l * C,
+        LAYER(a->d_ln2, l, nT * C), LAYER(a->d_ln2m, l, nT), LAYER(a->d_ln2r, l, nT),
+        LAYER(a->d_cq, l, nT * C), LAYER(a->d_ckv, l, nS * 2 * C), LAYER(a->d_catt, l, a->aTS),
+        LAYER(a->d_catty, l, nT * C), 1000 + 5 * l + 2 };
+}
+static FFN dec_ffn(const Model *m, int l) {
+    const Params *p = &m->params; const Acts *a = m->acts;
+    size_t C = m->cfg.C, F = m->cfg.F, nT = a->nT;
+    return (FFN){ p->d_ln3w + l * C, p->d_ln3b + l * C, p->d_fcw + l * F * C, p->d_fcb + l * F,
+        p->d_fc2w + l * C * F, p->d_fc2b + l * C,
+        LAYER(a->d_ln3, l, nT * C), LAYER(a->d_ln3m, l, nT), LAYER(a->d_ln3r, l, nT),
+        LAYER(a->d_fch, l, nT * F), LAYER(a->d_fchg, l, nT * F), 1000 + 5 * l + 4 };
+}
+
+// Adds a projected branch (in a->tmp) to the residual stream, with dropout.
+static void branch_out_forward(Model *m, real *xout, const real *x, int site, size_t n) {
+    dropout_apply(m->acts->tmp, m->acts->tmp, n, drop_p(m), drop_base(m, site));
+    residual_add(xout, x, m->acts->tmp, n);
+}
+
+static void self_attn_forward(Model *m, const SelfAttn *v, real *xout, const real *x, int B, int T) {
+    Acts *a = m->acts;
+    int C = m->cfg.C, N = B * T;
+    layernorm_forward(v->ln, v->lnm, v->lnr, x, v->lnw, v->lnb, N, C);
+    matmul_forward(v->qkv, v->ln, v->qkvw, v->qkvb, N, C, 3 * C);
+    AttnShape s = { B, T, T, C, m->cfg.NH, 3 * C, 3 * C, v->causal, drop_p(m), drop_base(m, v->site) };
+    attention_forward(v->atty, v->att, v->qkv, v->qkv + C, v->qkv + 2 * C, v->valid, s);
+    matmul_forward(a->tmp, v->atty, v->projw, v->projb, N, C, C);
+    branch_out_forward(m, xout, x, v->site + 1, (size_t)N * C);
+}
+
+static void self_attn_backward(Model *m, const SelfAttn *v, const real *x, int B, int T) {
+    Acts *a = m->acts;
+    int C = m->cfg.C, N = B * T;
+    dropout_apply(a->dy, a->dres, (size_t)N * C, drop_p(m), drop_base(m, v->site + 1));
+    zero(a->tmp, (size_t)N * C);
+    matmul_backward(a->tmp, GRAD(m, v->projw), GRAD(m, v->projb), a->dy, v->atty, v->projw, N, C, C);
+    zero(a->dq, (size_t)N * 3 * C);
+    AttnShape s = { B, T, T, C, m->cfg.NH, 3 * C, 3 * C, v->causal, drop_p(m), drop_base(m, v->site) };
+    attention_backward(a->dq, a->dq + C, a->dq + 2 * C, a->datt, a->tmp,
+                       v->qkv, v->qkv + C, v->qkv + 2 * C, v->att, s);
+    zero(a->dln, (size_t)N * C);
+    matmul_backward(a->dln, GRAD(m, v->qkvw), GRAD(m, v->qkvb), a->dq, v->ln, v->qkvw, N, C, 3 * C);
+    layernorm_backward(a->dres, GRAD(m, v->lnw), GRAD(m, v->lnb), a->dln, x, v->lnw, v->lnm, v->lnr, N, C);
+}
+
+static void cross_attn_forward(Model *m, const CrossAttn *v, real *xout, const real *x,
+                               int B, int S, int T) {
+    Acts *a = m->acts;
+    int C = m->cfg.C;
+    layernorm_forward(v->ln, v->lnm, v->lnr, x, v->lnw, v->lnb, B * T, C);
+    matmul_forward(v->q, v->ln, v->qw, v->qb, B * T, C, C);
+    matmul_forward(v->kv, a->e_out, v->kvw, v->kvb, B * S, C, 2 * C);
+    AttnShape s = { B, T, S, C, m->cfg.NH, C, 2 * C, 0, drop_p(m), drop_base(m, v->site) };
+    attention_forward(v->atty, v->att, v->q, v->kv, v->kv + C, a->src_valid, s);
+    matmul_forward(a->tmp, v->atty, v->projw, v->projb, B * T, C, C);
+    branch_out_forward(m, xout, x, v->site + 1, (size_t)B * T * C);
+}
+
+// Also accumulates the gradient of the encoder output into a->denc.
+static void cross_attn_backward(Model *m, const CrossAttn *v, const real *x, int B, int S, int T) {
+    Acts *a = m->acts;
+    int C = m->cfg.C, N = B * T;
+    dropout_apply(a->dy, a->dres, (size_t)N * C, drop_p(m), drop_base(m, v->site + 1));
+    zero(a->tmp, (size_t)N * C);
+    matmul_backward(a->tmp, GRAD(m, v->projw), GRAD(m, v->projb), a->dy, v->atty, v->projw, N, C, C);
+    zero(a->dq, (size_t)N * C);
+    zero(a->dkv, (size_t)B * S * 2 * C);
+    AttnShape s = { B, T, S, C, m->cfg.NH, C, 2 * C, 0, drop_p(m), drop_base(m, v->site) };
+    attention_backward(a->dq, a->dkv, a->dkv + C, a->datt, a->tmp, v->q, v->kv, v->kv + C, v->att, s);
+    matmul_backward(a->denc, GRAD(m, v->kvw), GRAD(m, v->kvb), a->dkv, a->e_out, v->kvw, B * S, C, 2 * C);
+    zero(a->dln, (size_t)N * C);
+    matmul_backward(a->dln, GRAD(m, v->qw), GRAD(m, v->qb), a->dq, v->ln, v->qw, N, C, C);
+    layernorm_backward(a->dres, GRAD(m, v->lnw), GRAD(m, v->lnb), a->dln, x, v->lnw, v->lnm, v->lnr, N, C);
+}
+
+static void ffn_forward(Model *m, const FFN *v, real *xout, const real *x, int N) {
+    int C = m->cfg.C, F = m->cfg.F;
+    layernorm_forward(v->ln, v->lnm, v->lnr, x, v->lnw, v->lnb, N, C);
+    matmul_forward(v->fch, v->ln, v->fcw, v->fcb, N, C, F);
+    gelu_forward(v->fchg, v->fch, (size_t)N * F);
+    matmul_forward(m->acts->tmp, v->fchg, v->fc2w, v->fc2b, N, F, C);
+    branch_out_forward(m, xout, x, v->site, (size_t)N * C);
+}
+
+static void ffn_backward(Model *m, const FFN *v, const real *x, int N) {
+    Acts *a = m->acts;
+    int C = m->cfg.C, F = m->cfg.F;
+    dropout_apply(a->dy, a->dres, (size_t)N * C, drop_p(m), drop_base(m, v->site));
+    zero(a->dfchg, (size_t)N * F);
+    matmul_backward(a->dfchg, GRAD(m, v->fc2w), GRAD(m, v->fc2b), a->dy, v->fchg, v->fc2w, N, F, C);
+    zero(a->dfch, (size_t)N * F);
+    gelu_backward(a->dfch, v->fch, a->dfchg, (size_t)N * F);
+    zero(a->dln, (size_t)N * C);
+    matmul_backward(a->dln, GRAD(m, v->fcw), GRAD(m, v->fcb), a->dfch, v->ln, v->fcw, N, C, F);
+    layernorm_backward(a->dres, GRAD(m, v->lnw), GRAD(m, v->lnb), a->dln, x, v->lnw, v->lnm, v->lnr, N, C);
+}
+
+// ----------------------------------------------------------------------------
+// Token embedding: x[b, t, :] = sqrt(C) * row(token) + pos[t, :].
+
+static void tokens_forward(Model *m, real *out, const int *tok, int B, int T) {
+    int C = m->cfg.C;
+    embed_rows_forward(out, tok, m->params.embed, &m->emb, B * T, (real)sqrt((double)C));
+    #pragma omp parallel for
+    for (int i = 0; i < B * T; i++) {
+        const real *p = m->pos + (size_t)(i % T) * C;
+        for (int c = 0; c < C; c++) out[(size_t)i * C + c] += p[c];
+    }
+}
+static void tokens_backward(Model *m, const real *dout, const int *tok, int N) {
+    embed_rows_backward(m->grads.embed, dout, tok, m->params.embed, &m->emb, N,
+                        (real)sqrt((double)m->cfg.C));
+}
+
+// The output projection (V, C): the tied embedding table or the separate matrix.
+static const real *output_weight(Model *m) {
+    if (!m->cfg.tie) return m->params.outw;
+    return embed_table_forward(m->acts->table, m->params.embed, &m->emb);
+}
+
+// ----------------------------------------------------------------------------
+// Forward and backward of the whole model.
+
+static void set_tokens(int *dst, unsigned char *valid, const int *src, size_t n) {
+    for (size_t i = 0; i < n; i++) { dst[i] = src[i]; valid[i] = src[i] != TOK_PAD; }
+}
+
+static void encoder_forward(Model *m) {
+    Acts *a = m->acts;
+    int B = m->B, S = m->S, C = m->cfg.C;
+    size_t nS = a->nS * C;
+    tokens_forward(m, a->e_x, a->src, B, S);
+    for (int l = 0; l < m->cfg.Le; l++) {
+        SelfAttn sa = enc_self(m, l);
+        FFN ff = enc_ffn(m, l);
+        self_attn_forward(m, &sa, a->e_xmid + l * nS, a->e_x + l * nS, B, S);
+        ffn_forward(m, &ff, a->e_x + (l + 1) * nS, a->e_xmid + l * nS, B * S);
+    }
+    layernorm_forward(a->e_out, a->e_lnfm, a->e_lnfr, a->e_x + m->cfg.Le * nS,
+                      m->params.e_lnfw, m->params.e_lnfb, B * S, C);
+}
+
+static void decoder_forward(Model *m) {
+    Acts *a = m->acts;
+    int B = m->B, S = m->S, T = m->T, C = m->cfg.C, enc = m->cfg.arch == ARCH_SEQ2SEQ;
+    size_t nT = a->nT * C;
+    tokens_forward(m, a->d_x, a->tgt_in, B, T);
+    for (int l = 0; l < m->cfg.Ld; l++) {
+        SelfAttn sa = dec_self(m, l);
+        FFN ff = dec_ffn(m, l);
+        real *x = a->d_x + l * nT, *x2 = a->d_x2 + l * nT, *x3 = x2;
+        self_attn_forward(m, &sa, x2, x, B, T);
+        if (enc) {
+            CrossAttn ca = dec_cross(m, l);
+            x3 = a->d_x3 + l * nT;
+            cross_attn_forward(m, &ca, x3, x2, B, S, T);
+        }
+        ffn_forward(m, &ff, a->d_x + (l + 1) * nT, x3, B * T);
+    }
+    layernorm_forward(a->d_out, a->d_lnfm, a->d_lnfr, a->d_x + m->cfg.Ld * nT,
+                      m->params.d_lnfw, m->params.d_lnfb, B * T, C);
+    matmul_forward(a->logits, a->d_out, output_weight(m), NULL, B * T, C, m->cfg.V);
+    m->logits = a->logits;
+}
+
+static void carve_or_die(Model *m, int B, int S, int T) {
+    if (acts_carve(m, B, S, T)) {
+        fprintf(stderr, "train: error: out of memory for a batch of %d x (%d, %d) tokens; "
+                "lower --batch-tokens\n", B, S, T);
+        exit(1);
+    }
+}
+
+real model_forward(Model *m, const int *src, const int *tgt_in, const int *tgt_out,
+                   int B, int S, int T) {
+    int enc = m->cfg.arch == ARCH_SEQ2SEQ;
+    if (!enc) S = 0;
+    if (m->training) m->dropout_step++;
+    carve_or_die(m, B, S, T);
+    Acts *a = m->acts;
+    m->B = B; m->S = S; m->T = T;
+    if (enc) set_tokens(a->src, a->src_valid, src, (size_t)B * S);
+    set_tokens(a->tgt_in, a->tgt_valid, tgt_in, (size_t)B * T);
+    if (enc) encoder_forward(m);
+    decoder_forward(m);
+    m->ntok = 0;
+    if (!tgt_out) return 0;
+    memcpy(a->tgt_out, tgt_out, (size_t)B * T * sizeof(int));
+    for (int i = 0; i < B * T; i++) m->ntok += tgt_out[i] != TOK_PAD;
+    return crossentropy_forward(a->rowloss, a->logits, a->tgt_out, B * T, m->cfg.V,
+                                m->training ? m->cfg.label_smoothing : 0.0f);
+}
+
+void model_encode(Model *m, const int *src, int B, int S) {
+    carve_or_die(m, B, S, m->cfg.maxT);   // room for every prefix model_decode may get
+    m->B = B; m->S = S;
+    set_tokens(m->acts->src, m->acts->src_valid, src, (size_t)B * S);
+    encoder_forward(m);
+}
+
+void model_decode(Model *m, const int *tgt_in, int B, int T) {
+    if (m->cfg.arch == ARCH_LM || !m->acts || m->acts->Tc < m->cfg.maxT) {
+        carve_or_die(m, B, 0, m->cfg.maxT);   // lm: no encoder to keep
+        m->S = 0;
+    }
+    m->B = B; m->T = T;
+    set_tokens(m->acts->tgt_in, m->acts->tgt_valid, tgt_in, (size_t)B * T);
+    decoder_forward(m);
+}
+
+void model_zero_grad(Model *m) { zero(m->grad_mem, m->num_params); }
+
+void model_backward(Model *m) {
+    Acts *a = m->acts;
+    const Config *c = &m->cfg;
+    int B = m->B, S = m->S, T = m->T, C = c->C, V = c->V, enc = c->arch == ARCH_SEQ2SEQ;
+    size_t nT = a->nT * C, nS = a->nS * C;
+    crossentropy_backward(a->logits, a->tgt_out, B * T, V,
+                          m->training ? c->label_smoothing : 0.0f);
+    // logits = out . W^T: W's gradient goes to the dense table, the factor scratch, or outw
+    int fact_tied = c->tie && m->emb.kind != EMBED_DENSE;
+    real *dW = !c->tie ? m->grads.outw : fact_tied ? a->dtable : m->grads.embed;
+    if (fact_tied) zero(a->dtable, (size_t)V * C);
+    zero(a->dln, (size_t)B * T * C);
+    matmul_backward(a->dln, dW, NULL, a->logits, a->d_out, output_weight(m), B * T, C, V);
+    if (fact_tied) embed_table_backward(m->grads.embed, a->dtable, m->params.embed, &m->emb);
+    zero(a->dres, (size_t)B * T * C);
+    layernorm_backward(a->dres, m->grads.d_lnfw, m->grads.d_lnfb, a->dln, a->d_x + c->Ld * nT,
+                       m->params.d_lnfw, a->d_lnfm, a->d_lnfr, B * T, C);
+    if (enc) zero(a->denc, (size_t)B * S * C);
+    for (int l = c->Ld - 1; l >= 0; l--) {
+        SelfAttn sa = dec_self(m, l);
+        FFN ff = dec_ffn(m, l);
+        real *x2 = a->d_x2 + l * nT;
+        ffn_backward(m, &ff, enc ? a->d_x3 + l * nT : x2, B * T);
+        if (enc) {
+            CrossAttn ca = dec_cross(m, l);
+            cross_attn_backward(m, &ca, x2, B, S, T);
+        }
+        self_attn_backward(m, &sa, a->d_x + l * nT, B, T);
+    }
+    tokens_backward(m, a->dres, a->tgt_in, B * T);
+    if (!enc) return;
+    zero(a->dres, (size_t)B * S * C);
+    layernorm_backward(a->dres, m->grads.e_lnfw, m->grads.e_lnfb, a->denc, a->e_x + c->Le * nS,
+                       m->params.e_lnfw, a->e_lnfm, a->e_lnfr, B * S, C);
+    for (int l = c->Le - 1; l >= 0; l--) {
+        SelfAttn sa = enc_self(m, l);
+        FFN ff = enc_ffn(m, l);
+        ffn_backward(m, &ff, a->e_xmid + l * nS, B * S);
+        self_attn_backward(m, &sa, a->e_x + l * nS, B, S);
+    }
+    tokens_backward(m, a->dres, a->src, B * S);
+}
+
+// ----------------------------------------------------------------------------
+// Gradient norm, clipping, AdamW.
+
+// Sum of squares in fixed chunks, then the chunks in order: the same for any thread count.
+double model_grad_norm(const Model *m) {
+    const size_t CH = 1 << 14;
+    size_t nch = (m->num_params + CH - 1) / CH;
+    double *part = malloc(nch * sizeof(double));
+    if (!part) return NAN;
+    #pragma omp parallel for
+    for (size_t k = 0; k < nch; k++) {
+        size_t i1 = (k + 1) * CH < m->num_params ? (k + 1) * CH : m->num_params;
+        double s = 0.0;
+        for (size_t i = k * CH; i < i1; i++) s += (double)m->grad_mem[i] * m->grad_mem[i];
+        part[k] = s;
+    }
+    double total = 0.0;
+    for (size_t k = 0; k < nch; k++) total += part[k];
+    free(part);
+    return sqrt(total);
+}
+
+void model_clip_grads(Model *m, double norm, double max_norm) {
+    if (!(max_norm > 0) || !(norm > max_norm)) return;
+    real s = (real)(max_norm / norm);
+    #pragma omp parallel for
+    for (size_t i = 0; i < m->num_params; i++) m->grad_mem[i] *= s;
+}
+
+// m_t = b1 m + (1-b1) g;  v_t = b2 v + (1-b2) g^2;
+// p -= lr * (m_t / (1-b1^t) / (sqrt(v_t / (1-b2^t)) + eps) + wd * p)   (wd only where decay)
+void model_adamw(Model *m, float lr, float beta1, float beta2, float eps,
+                 float weight_decay, int t) {
+    if (!m->adam_m) {
+        m->adam_m = calloc(m->num_params, sizeof(real));
+        m->adam_v = calloc(m->num_params, sizeof(real));
+        if (!m->adam_m || !m->adam_v) {
+            fprintf(stderr, "train: error: out of memory for the optimizer state; choose a smaller model\n");
+            exit(1);
+        }
+    }
+    real c1 = (real)(1.0 / (1.0 - pow(beta1, t))), c2 = (real)(1.0 / (1.0 - pow(beta2, t)));
+    for (int k = 0; k < m->ntensors; k++) {
+        const TensorInfo *ti = &m->tensors[k];
+        real wd = ti->decay ? weight_decay : 0;
+        real *p = m->param_mem + ti->offset, *g = m->grad_mem + ti->offset;
+        real *mm = m->adam_m + ti->offset, *vv = m->adam_v + ti->offset;
+        #pragma omp parallel for
+        for (size_t i = 0; i < ti->numel; i++) {
+            mm[i] = beta1 * mm[i] + (1 - beta1) * g[i];
+            vv[i] = beta2 * vv[i] + (1 - beta2) * g[i] * g[i];
+            p[i] -= lr * (mm[i] * c1 / (sqrt(vv[i] * c2) + eps) + wd * p[i]);
+        }
+    }
+}
+
+double model_flops_forward(const Model *m, int B, int S, int T) {
+    const Config *c = &m->cfg;
+    double C = c->C, F = c->F, nS = (double)B * S, nT = (double)B * T;
+    double block = 2 * (3 * C * C + C * C + 2 * C * F);   // per row: qkv, proj, fc1, fc2
+    double f = 0;
+    if (c->arch == ARCH_SEQ2SEQ)
+        f += c->Le * (nS * block + 4.0 * B * S * S * C)
+           + c->Ld * (nT * 4 * C * C + nS * 4 * C * C + 4.0 * B * T * S * C);   // cross-attention
+    f += c->Ld * (nT * block + 4.0 * B * T * T * C);
+    f += 2 * nT * C * c->V;                                                   // logits
+    return f;
+}

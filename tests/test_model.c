@@ -1,0 +1,422 @@
+// test_model.c: every layer of model.c against hand-computed values or a plain
+// reference, every backward against central finite differences, and the whole model's
+// gradient (both architectures, padding, dropout, label smoothing, tied and untied,
+// dense and factorized embeddings) against finite differences. Built in double.
+#include <stdlib.h>
+#include <string.h>
+#include <math.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+#include "../model.h"
+#include "../tokenizer.h"
+#include "check.h"
+
+#ifndef KF_DOUBLE
+#error "test_model is built with -DKF_DOUBLE: finite differences need double precision"
+#endif
+
+static uint64_t rng = 12345;
+static void fill(real *p, size_t n, double scale) {
+    for (size_t i = 0; i < n; i++) p[i] = scale * rng_normal(&rng);
+}
+static real *alloc(size_t n) { return calloc(n ? n : 1, sizeof(real)); }
+static double dot(const real *a, const real *b, size_t n) {
+    double s = 0; for (size_t i = 0; i < n; i++) s += a[i] * b[i]; return s;
+}
+static double max_rel(double a, double n) {
+    return fabs(a - n) / (fmax(fabs(a), fabs(n)) + 1e-12);
+}
+
+// ----------------------------------------------------------------------------
+// Finite differences of a scalar function L(x) = <R, f(x)> with respect to every entry
+// of one input x, against the analytic gradient g. Returns the worst relative error over
+// the entries whose gradient is not negligible.
+
+typedef double (*LossFn)(void *ctx);
+static double fd_check(LossFn f, void *ctx, real *x, const real *g, size_t n) {
+    const double h = 1e-4;   // fourth-order central differences: error O(h^4) + O(eps/h)
+    double worst = 0, gmax = 0;
+    for (size_t i = 0; i < n; i++) gmax = fmax(gmax, fabs(g[i]));
+    for (size_t i = 0; i < n; i++) {
+        real keep = x[i];
+        x[i] = keep + h; double p1 = f(ctx);
+        x[i] = keep - h; double m1 = f(ctx);
+        x[i] = keep + 2 * h; double p2 = f(ctx);
+        x[i] = keep - 2 * h; double m2 = f(ctx);
+        x[i] = keep;
+        double num = (8 * (p1 - m1) - (p2 - m2)) / (12 * h);
+        if (fmax(fabs(num), fabs(g[i])) < 1e-6 * gmax) continue;
+        worst = fmax(worst, max_rel(g[i], num));
+    }
+    return worst;
+}
+
+// ----------------------------------------------------------------------------
+// LayerNorm
+
+typedef struct { real *out, *mean, *rstd, *inp, *w, *b, *R; int N, C; } LNCtx;
+static double ln_loss(void *p) {
+    LNCtx *c = p;
+    layernorm_forward(c->out, c->mean, c->rstd, c->inp, c->w, c->b, c->N, c->C);
+    return dot(c->out, c->R, (size_t)c->N * c->C);
+}
+
+static void test_layernorm(void) {
+    // hand-computed: x = (1, 2, 3, 4): mean 2.5, variance 1.25
+    real x[4] = {1, 2, 3, 4}, w[4] = {1, 2, 1, 1}, b[4] = {0, 0, 0, 0.5}, out[4], mean, rstd;
+    layernorm_forward(out, &mean, &rstd, x, w, b, 1, 4);
+    double s = 1 / sqrt(1.25 + 1e-5);
+    CHECK(fabs(mean - 2.5) < 1e-12 && fabs(rstd - s) < 1e-12, "layernorm stats hand-computed",
+          "mean %g rstd %g", mean, rstd);
+    CHECK(fabs(out[0] + 1.5 * s) < 1e-12 && fabs(out[1] + 1.0 * s) < 1e-12 &&
+          fabs(out[3] - (1.5 * s + 0.5)) < 1e-12, "layernorm output hand-computed",
+          "out %g %g %g %g", out[0], out[1], out[2], out[3]);
+
+    int N = 5, C = 7;
+    LNCtx c = { alloc(N * C), alloc(N), alloc(N), alloc(N * C), alloc(C), alloc(C), alloc(N * C), N, C };
+    fill(c.inp, N * C, 1.0); fill(c.w, C, 1.0); fill(c.b, C, 1.0); fill(c.R, N * C, 1.0);
+    real *dinp = alloc(N * C), *dw = alloc(C), *db = alloc(C);
+    ln_loss(&c);
+    layernorm_backward(dinp, dw, db, c.R, c.inp, c.w, c.mean, c.rstd, N, C);
+    double e1 = fd_check(ln_loss, &c, c.inp, dinp, N * C);
+    double e2 = fd_check(ln_loss, &c, c.w, dw, C);
+    double e3 = fd_check(ln_loss, &c, c.b, db, C);
+    CHECK(e1 < 1e-6 && e2 < 1e-6 && e3 < 1e-6, "layernorm backward vs finite differences",
+          "rel err dinp %g dw %g db %g", e1, e2, e3);
+    // backward accumulates
+    real *d2 = alloc(N * C); memcpy(d2, dinp, N * C * sizeof(real));
+    layernorm_backward(dinp, dw, db, c.R, c.inp, c.w, c.mean, c.rstd, N, C);
+    double worst = 0;
+    for (int i = 0; i < N * C; i++) worst = fmax(worst, fabs(dinp[i] - 2 * d2[i]));
+    CHECK(worst < 1e-12, "layernorm backward accumulates", "diff %g", worst);
+    free(c.out); free(c.mean); free(c.rstd); free(c.inp); free(c.w); free(c.b); free(c.R);
+    free(dinp); free(dw); free(db); free(d2);
+}
+
+// ----------------------------------------------------------------------------
+// Linear layer and GELU
+
+typedef struct { real *out, *inp, *w, *b, *R; int N, IC, OC; } MMCtx;
+static double mm_loss(void *p) {
+    MMCtx *c = p;
+    matmul_forward(c->out, c->inp, c->w, c->b, c->N, c->IC, c->OC);
+    return dot(c->out, c->R, (size_t)c->N * c->OC);
+}
+
+static void test_matmul_layer(void) {
+    real x[2 * 3] = {1, 2, 3, 4, 5, 6}, w[2 * 3] = {1, 0, -1, 2, 1, 0}, b[2] = {0.5, -1}, out[4];
+    matmul_forward(out, x, w, b, 2, 3, 2);
+    // row 0: (1 - 3 + 0.5, 2 + 2 - 1) = (-1.5, 3); row 1: (4 - 6 + 0.5, 8 + 5 - 1) = (-1.5, 12)
+    CHECK(out[0] == -1.5 && out[1] == 3 && out[2] == -1.5 && out[3] == 12,
+          "linear forward hand-computed", "%g %g %g %g", out[0], out[1], out[2], out[3]);
+    int N = 6, IC = 5, OC = 4;
+    MMCtx c = { alloc(N * OC), alloc(N * IC), alloc(OC * IC), alloc(OC), alloc(N * OC), N, IC, OC };
+    fill(c.inp, N * IC, 1); fill(c.w, OC * IC, 1); fill(c.b, OC, 1); fill(c.R, N * OC, 1);
+    real *di = alloc(N * IC), *dw = alloc(OC * IC), *db = alloc(OC);
+    mm_loss(&c);
+    matmul_backward(di, dw, db, c.R, c.inp, c.w, N, IC, OC);
+    double e1 = fd_check(mm_loss, &c, c.inp, di, N * IC);
+    double e2 = fd_check(mm_loss, &c, c.w, dw, OC * IC);
+    double e3 = fd_check(mm_loss, &c, c.b, db, OC);
+    CHECK(e1 < 1e-6 && e2 < 1e-6 && e3 < 1e-6, "linear backward vs finite differences",
+          "rel err %g %g %g", e1, e2, e3);
+    free(c.out); free(c.inp); free(c.w); free(c.b); free(c.R); free(di); free(dw); free(db);
+
+    real g[3] = {0, 1, -2}, go[3];
+    gelu_forward(go, g, 3);
+    // 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))
+    double k = sqrt(2 / 3.141592653589793), g1 = 0.5 * (1 + tanh(k * 1.044715)), g2 = -(1 + tanh(k * (-2 - 0.35772)));
+    CHECK(go[0] == 0 && fabs(go[1] - g1) < 1e-12 && fabs(go[2] - g2) < 1e-12,
+          "gelu forward hand-computed", "%g %g %g", go[0], go[1], go[2]);
+}
+
+typedef struct { real *out, *inp, *R; int N; } GCtx;
+static double gelu_loss(void *p) {
+    GCtx *c = p; gelu_forward(c->out, c->inp, c->N); return dot(c->out, c->R, c->N);
+}
+static void test_gelu_backward(void) {
+    int N = 20;
+    GCtx c = { alloc(N), alloc(N), alloc(N), N };
+    fill(c.inp, N, 2); fill(c.R, N, 1);
+    real *d = alloc(N);
+    gelu_backward(d, c.inp, c.R, N);
+    double e = fd_check(gelu_loss, &c, c.inp, d, N);
+    CHECK(e < 1e-6, "gelu backward vs finite differences", "rel err %g", e);
+    free(c.out); free(c.inp); free(c.R); free(d);
+}
+
+// ----------------------------------------------------------------------------
+// Attention: against a plain reference and finite differences, with strides, masks,
+// causal, cross (Tq != Tk) and dropout.
+
+static void attention_ref(real *out, const real *q, const real *k, const real *v,
+                          const unsigned char *valid, AttnShape a) {
+    int hs = a.C / a.NH;
+    for (int b = 0; b < a.B; b++) for (int h = 0; h < a.NH; h++) for (int t = 0; t < a.Tq; t++) {
+        double sc[64], mx = -1e300, sum = 0;
+        for (int s = 0; s < a.Tk; s++) {
+            int ok = valid[b * a.Tk + s] && (!a.causal || s <= t);
+            double d = 0;
+            for (int i = 0; i < hs; i++)
+                d += q[(b * a.Tq + t) * a.q_stride + h * hs + i] * k[(b * a.Tk + s) * a.kv_stride + h * hs + i];
+            sc[s] = ok ? d / sqrt(hs) : -1e300;
+            if (ok && sc[s] > mx) mx = sc[s];
+        }
+        for (int s = 0; s < a.Tk; s++) { sc[s] = sc[s] == -1e300 ? 0 : exp(sc[s] - mx); sum += sc[s]; }
+        for (int i = 0; i < hs; i++) {
+            double o = 0;
+            for (int s = 0; s < a.Tk; s++) o += sc[s] / sum * v[(b * a.Tk + s) * a.kv_stride + h * hs + i];
+            out[(b * a.Tq + t) * a.C + h * hs + i] = o;
+        }
+    }
+}
+
+typedef struct { real *out, *att, *q, *kv, *R; unsigned char *valid; AttnShape s; } ACtx;
+static double attn_loss(void *p) {
+    ACtx *c = p;
+    attention_forward(c->out, c->att, c->q, c->kv, c->kv + c->s.C, c->valid, c->s);
+    return dot(c->out, c->R, (size_t)c->s.B * c->s.Tq * c->s.C);
+}
+
+static void test_attention(int causal, int Tq, int Tk, float p, const char *name) {
+    int B = 2, C = 6, NH = 2;
+    AttnShape s = { B, Tq, Tk, C, NH, C + 1, 2 * C + 3, causal, p, 777 };   // padded row strides
+    ACtx c = { alloc(B * Tq * C), alloc(B * NH * Tq * Tk), alloc(B * Tq * s.q_stride),
+               alloc(B * Tk * s.kv_stride), alloc(B * Tq * C), malloc(B * Tk), s };
+    fill(c.q, B * Tq * s.q_stride, 1); fill(c.kv, B * Tk * s.kv_stride, 1); fill(c.R, B * Tq * C, 1);
+    for (int i = 0; i < B * Tk; i++) c.valid[i] = 1;
+    c.valid[1 * Tk + Tk - 1] = 0; c.valid[1 * Tk + Tk - 2] = 0;   // row 1 is padded
+    if (p == 0) {
+        real *ref = alloc(B * Tq * C);
+        attention_ref(ref, c.q, c.kv, c.kv + C, c.valid, s);
+        attn_loss(&c);
+        double worst = 0;
+        for (int i = 0; i < B * Tq * C; i++) worst = fmax(worst, fabs(ref[i] - c.out[i]));
+        char n[128]; snprintf(n, sizeof n, "attention forward vs reference (%s)", name);
+        CHECK(worst < 1e-12, n, "max diff %g", worst);
+        free(ref);
+    }
+    real *dq = alloc(B * Tq * s.q_stride), *dkv = alloc(B * Tk * s.kv_stride), *datt = alloc(B * NH * Tq * Tk);
+    attn_loss(&c);
+    attention_backward(dq, dkv, dkv + C, datt, c.R, c.q, c.kv, c.kv + C, c.att, s);
+    double e1 = fd_check(attn_loss, &c, c.q, dq, B * Tq * s.q_stride);
+    double e2 = fd_check(attn_loss, &c, c.kv, dkv, B * Tk * s.kv_stride);
+    // padded keys get no gradient
+    double padg = 0;
+    for (int i = 0; i < 2 * C; i++) padg += fabs(dkv[((size_t)1 * Tk + Tk - 1) * s.kv_stride + i]);
+    char n[128]; snprintf(n, sizeof n, "attention backward vs finite differences (%s)", name);
+    CHECK(e1 < 1e-6 && e2 < 1e-6 && padg == 0, n, "rel err dq %g dkv %g, pad key grad %g", e1, e2, padg);
+    free(c.out); free(c.att); free(c.q); free(c.kv); free(c.R); free(c.valid); free(dq); free(dkv); free(datt);
+}
+
+// ----------------------------------------------------------------------------
+// Cross-entropy with label smoothing
+
+typedef struct { real *logits, *work, *rowloss; int *tg; int N, V; float eps; } CECtx;
+static double ce_loss(void *p) {
+    CECtx *c = p;
+    memcpy(c->work, c->logits, (size_t)c->N * c->V * sizeof(real));
+    return crossentropy_forward(c->rowloss, c->work, c->tg, c->N, c->V, c->eps);
+}
+
+static void test_crossentropy(void) {
+    // logits (0, log 2): p = (1/3, 2/3). Target 1, eps 0.1:
+    // loss = 0.9 * -log(2/3) + 0.1 * -(log(1/3) + log(2/3)) / 2
+    real lg[2] = {0, log(2.0)}, rl[1];
+    int tg[1] = {1};
+    real loss = crossentropy_forward(rl, lg, tg, 1, 2, 0.1f);
+    double eps = (double)0.1f;
+    double want = (1 - eps) * -log(2.0 / 3) + eps * -(log(1.0 / 3) + log(2.0 / 3)) / 2;
+    CHECK(fabs(loss - want) < 1e-12 && fabs(lg[1] - 2.0 / 3) < 1e-12, "cross-entropy hand-computed",
+          "loss %.15g want %.15g", loss, want);
+    int N = 5, V = 7;
+    CECtx c = { alloc(N * V), alloc(N * V), alloc(N), malloc(N * sizeof(int)), N, V, 0.1f };
+    fill(c.logits, N * V, 2);
+    int t[5] = {3, TOK_PAD, 6, 0 + 4, TOK_PAD};
+    memcpy(c.tg, t, sizeof t);
+    ce_loss(&c);
+    crossentropy_backward(c.work, c.tg, N, V, c.eps);
+    real *g = alloc(N * V); memcpy(g, c.work, N * V * sizeof(real));
+    double e = fd_check(ce_loss, &c, c.logits, g, N * V);
+    double padg = 0;
+    for (int v = 0; v < V; v++) padg += fabs(g[1 * V + v]);
+    CHECK(e < 1e-6 && padg == 0, "cross-entropy backward vs finite differences, padding ignored",
+          "rel err %g pad grad %g", e, padg);
+    free(c.logits); free(c.work); free(c.rowloss); free(c.tg); free(g);
+}
+
+static void test_dropout(void) {
+    int N = 100000;
+    real *x = alloc(N), *y = alloc(N), *z = alloc(N);
+    for (int i = 0; i < N; i++) x[i] = 1;
+    dropout_apply(y, x, N, 0.25f, 99);
+    dropout_apply(z, x, N, 0.25f, 99);
+    int kept = 0, same = 1, scaled = 1;
+    for (int i = 0; i < N; i++) {
+        kept += y[i] != 0; same &= y[i] == z[i];
+        scaled &= y[i] == 0 || fabs(y[i] - 1 / 0.75) < 1e-12;
+    }
+    CHECK(same && scaled && fabs(kept / (double)N - 0.75) < 0.01, "dropout keeps 1-p, scales by 1/(1-p), repeatable",
+          "kept %d of %d", kept, N);
+    free(x); free(y); free(z);
+}
+
+// ----------------------------------------------------------------------------
+// The whole model: analytic gradient of the loss for every parameter tensor against
+// finite differences on a sample of entries.
+
+typedef struct { Model *m; int *src, *tin, *tout; int B, S, T; } MCtx;
+static double model_loss(void *p) {
+    MCtx *c = p;
+    c->m->dropout_step = 41;   // the same dropout masks in every evaluation
+    return model_forward(c->m, c->src, c->tin, c->tout, c->B, c->S, c->T);
+}
+
+static void make_batch(MCtx *c, int V) {
+    // rows of different lengths, padded with TOK_PAD at the end
+    int B = c->B, S = c->S, T = c->T;
+    c->src = malloc(B * S * sizeof(int)); c->tin = malloc(B * T * sizeof(int)); c->tout = malloc(B * T * sizeof(int));
+    for (int b = 0; b < B; b++) {
+        int ls = S - b, lt = T - 2 * b;
+        for (int s = 0; s < S; s++) c->src[b * S + s] = s < ls ? 3 + (b * 7 + s * 3) % (V - 3) : TOK_PAD;
+        for (int t = 0; t < T; t++) {
+            c->tin[b * T + t] = t == 0 ? TOK_BOS : t < lt ? 3 + (b * 5 + t * 2) % (V - 3) : TOK_PAD;
+            c->tout[b * T + t] = t < lt - 1 ? 3 + (b * 5 + (t + 1) * 2) % (V - 3) : t == lt - 1 ? TOK_EOS : TOK_PAD;
+        }
+    }
+}
+
+static void test_model_grad(int arch, int tie, const char *embed, const char *name) {
+    Config cfg;
+    config_default(&cfg);
+    cfg.arch = arch; cfg.V = 13; cfg.C = 8; cfg.NH = 2; cfg.F = 12;
+    cfg.Le = arch == ARCH_SEQ2SEQ ? 2 : 0; cfg.Ld = 2; cfg.maxT = 8; cfg.tie = tie;
+    snprintf(cfg.embed, sizeof cfg.embed, "%s", embed);
+    cfg.dropout = 0.2f; cfg.label_smoothing = 0.1f;
+    Model m; char err[KF_ERRLEN];
+    if (model_build(&m, &cfg, err)) { CHECK(0, name, "model_build: %s", err); return; }
+    model_init(&m, 7);
+    // larger weights than the init so that every path carries a visible gradient
+    for (size_t i = 0; i < m.num_params; i++) m.param_mem[i] += 0.1 * rng_normal(&rng);
+    m.training = 1; m.dropout_seed = 5;
+    MCtx c = { &m, NULL, NULL, NULL, 3, 5, 6 };
+    make_batch(&c, cfg.V);
+    model_zero_grad(&m);
+    model_loss(&c);
+    model_backward(&m);
+    real *g = alloc(m.num_params);
+    memcpy(g, m.grad_mem, m.num_params * sizeof(real));
+    double worst = 0; const char *worst_name = "";
+    int checked = 0;
+    for (int k = 0; k < m.ntensors; k++) {
+        TensorInfo *t = &m.tensors[k];
+        real *p = m.param_mem + t->offset, *gt = g + t->offset;
+        double gmax = 0;
+        for (size_t i = 0; i < t->numel; i++) gmax = fmax(gmax, fabs(gt[i]));
+        // a sample of entries: the largest-gradient one and a stride through the tensor
+        size_t step = t->numel / 5 + 1;
+        for (size_t i = 0; i < t->numel; i += step) {
+            if (fabs(gt[i]) < 1e-4 * gmax) continue;
+            double e = fd_check(model_loss, &c, p + i, gt + i, 1);
+            checked++;
+            if (e > worst) { worst = e; worst_name = t->name; }
+        }
+        if (gmax == 0) { worst = 1; worst_name = t->name; }   // a tensor with no gradient is a bug
+    }
+    CHECK(worst < 1e-6 && checked > 3 * m.ntensors / 2, name,
+          "worst rel err %g in %s (%d entries checked)", worst, worst_name, checked);
+    free(g); free(c.src); free(c.tin); free(c.tout);
+    model_free(&m);
+}
+
+// Dropout masks and every reduction are independent of the number of threads.
+static void test_threads_identical(void) {
+#ifdef _OPENMP
+    Config cfg; config_default(&cfg);
+    cfg.V = 13; cfg.C = 16; cfg.NH = 2; cfg.F = 24; cfg.Le = 1; cfg.Ld = 1; cfg.maxT = 8;
+    cfg.dropout = 0.1f;
+    real loss[2][3];
+    for (int run = 0; run < 2; run++) {
+        omp_set_num_threads(run + 1);
+        Model m; char err[KF_ERRLEN];
+        model_build(&m, &cfg, err); model_init(&m, 3);
+        m.training = 1; m.dropout_seed = 1;
+        MCtx c = { &m, NULL, NULL, NULL, 3, 5, 6 };
+        make_batch(&c, cfg.V);
+        for (int s = 0; s < 3; s++) {
+            model_zero_grad(&m);
+            loss[run][s] = model_forward(&m, c.src, c.tin, c.tout, 3, 5, 6);
+            model_backward(&m);
+            model_adamw(&m, 1e-2f, 0.9f, 0.98f, 1e-8f, 0.01f, s + 1);
+        }
+        free(c.src); free(c.tin); free(c.tout); model_free(&m);
+    }
+    omp_set_num_threads(2);
+    CHECK(memcmp(loss[0], loss[1], sizeof loss[0]) == 0, "1 and 2 threads give bit-identical losses",
+          "%.17g vs %.17g", loss[0][2], loss[1][2]);
+#endif
+}
+
+// A tiny copy task: the loss must fall well below its start.
+static void test_training_reduces_loss(void) {
+    Config cfg; config_default(&cfg);
+    cfg.V = 12; cfg.C = 16; cfg.NH = 2; cfg.F = 32; cfg.Le = 1; cfg.Ld = 1; cfg.maxT = 8;
+    cfg.dropout = 0; cfg.label_smoothing = 0;
+    Model m; char err[KF_ERRLEN];
+    model_build(&m, &cfg, err); model_init(&m, 1);
+    m.training = 1;
+    int B = 8, S = 4, T = 5, src[32], tin[40], tout[40];
+    uint64_t r = 9;
+    real first = 0, last = 0;
+    for (int step = 1; step <= 300; step++) {
+        for (int b = 0; b < B; b++) {
+            tin[b * T] = TOK_BOS;
+            for (int s = 0; s < S; s++) {
+                int tok = 3 + (int)(rng_next(&r) % 9);
+                src[b * S + s] = tok; tin[b * T + s + 1] = tok; tout[b * T + s] = tok;
+            }
+            tout[b * T + S] = TOK_EOS;
+        }
+        model_zero_grad(&m);
+        real loss = model_forward(&m, src, tin, tout, B, S, T);
+        model_backward(&m);
+        model_clip_grads(&m, model_grad_norm(&m), 1.0);
+        model_adamw(&m, 1e-2f, 0.9f, 0.98f, 1e-8f, 0.0f, step);
+        if (step == 1) first = loss;
+        last = loss;
+    }
+    CHECK(last < 0.5 * first, "training a copy task lowers the loss", "first %g last %g", first, last);
+    model_free(&m);
+}
+
+static void test_config_errors(void) {
+    Config c; char err[KF_ERRLEN];
+    config_default(&c); c.NH = 3;
+    CHECK(config_check(&c, err) != 0 && strstr(err, "divide"), "heads not dividing d_model is refused", "%s", err);
+    config_default(&c); c.embed[0] = 'x';
+    CHECK(config_check(&c, err) != 0, "a bad embedding spec is refused", "accepted");
+    config_default(&c);
+    CHECK(config_check(&c, err) == 0, "the default config is valid", "%s", err);
+}
+
+int main(void) {
+    test_layernorm();
+    test_matmul_layer();
+    test_gelu_backward();
+    test_attention(0, 5, 5, 0, "bidirectional, padding");
+    test_attention(1, 5, 5, 0, "causal, padding");
+    test_attention(0, 4, 6, 0, "cross, Tq != Tk");
+    test_attention(1, 5, 5, 0.3f, "causal with dropout");
+    test_crossentropy();
+    test_dropout();
+    test_config_errors();
+    test_model_grad(ARCH_SEQ2SEQ, 1, "dense", "full model gradient: seq2seq, tied dense");
+    test_model_grad(ARCH_SEQ2SEQ, 0, "dense", "full model gradient: seq2seq, untied");
+    test_model_grad(ARCH_LM, 1, "dense", "full model gradient: lm, tied dense");
+    test_model_grad(ARCH_SEQ2SEQ, 1, "kronxs:n=2,r=2,q=2x4,t=4x4", "full model gradient: seq2seq, tied kronxs");
+    test_model_grad(ARCH_LM, 0, "kron:n=2,r=2,q=4x2", "full model gradient: lm, untied kron");
+    test_threads_identical();
+    test_training_reduces_loss();
+    CHECK_EXIT();
+}
