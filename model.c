@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <stddef.h>
+#include <tgmath.h>   // exp, tanh, sqrt of a float stay in float
 
 #include "model.h"
 #include "matmul.h"

@@ -1,0 +1,498 @@
+// test_embed.c: the dense, kron (word2ket) and kronxs (word2ketXS) embeddings, built in
+// double. Checks spec parsing (defaults, canonical strings, errors), parameter counts
+// and tensor layout, hand-computed rows, a naive oracle for every row, finite-difference
+// gradients of rows_backward and table_backward, init statistics, and that results do
+// not depend on the number of OpenMP threads.
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+#include "../embed_factor.h"
+#include "check.h"
+
+static Embed make(const char *spec, int V, int C) {
+    Embed e;
+    char err[KF_ERRLEN];
+    if (embed_parse(&e, spec, V, C, err)) {
+        printf("FAIL parse %s (V=%d, C=%d): %s\n", spec, V, C, err);
+        exit(1);
+    }
+    return e;
+}
+
+static real *alloc(size_t n) {
+    real *p = calloc(n ? n : 1, sizeof(real));
+    if (!p) { printf("FAIL out of memory\n"); exit(1); }
+    return p;
+}
+
+static void fill_normal(real *x, size_t n, uint64_t *rng) {
+    for (size_t i = 0; i < n; i++) x[i] = (real)rng_normal(rng);
+}
+
+static double max_abs_diff(const real *a, const real *b, size_t n) {
+    double m = 0;
+    for (size_t i = 0; i < n; i++) m = fmax(m, fabs((double)a[i] - (double)b[i]));
+    return m;
+}
+
+static double max_abs(const real *a, size_t n) {
+    double m = 0;
+    for (size_t i = 0; i < n; i++) m = fmax(m, fabs((double)a[i]));
+    return m;
+}
+
+// ----------------------------------------------------------------------------
+// A naive oracle written from the documented layout: row(w)[i] = sum_k prod_j
+// f_{k,j}[i_j], with (i_1..i_N) the digits of i over q and, for kronxs, (w_1..w_N) those
+// of w over t, the last fastest.
+static void oracle_row(real *row, const real *params, const Embed *e, int w) {
+    if (e->kind == EMBED_DENSE) {
+        for (int c = 0; c < e->C; c++) row[c] = params[(size_t)w * e->C + c];
+        return;
+    }
+    int Q = 0, qoff[EMBED_MAX_ORDER], wd[EMBED_MAX_ORDER];
+    size_t toff[EMBED_MAX_ORDER] = {0};
+    for (int j = 0; j < e->n; j++) {
+        qoff[j] = Q;
+        Q += e->q[j];
+        if (j) toff[j] = toff[j - 1] + (size_t)e->r * e->t[j - 1] * e->q[j - 1];
+    }
+    for (int j = e->n - 1, x = w; j >= 0 && e->kind == EMBED_KRONXS; j--) {
+        wd[j] = x % e->t[j];
+        x /= e->t[j];
+    }
+    for (int i = 0; i < e->C; i++) {
+        int id[EMBED_MAX_ORDER];
+        for (int j = e->n - 1, x = i; j >= 0; j--) {
+            id[j] = x % e->q[j];
+            x /= e->q[j];
+        }
+        double sum = 0;
+        for (int k = 0; k < e->r; k++) {
+            double prod = 1;
+            for (int j = 0; j < e->n; j++) {
+                size_t at = e->kind == EMBED_KRON
+                    ? ((size_t)w * e->r + k) * Q + qoff[j] + id[j]
+                    : toff[j] + ((size_t)k * e->t[j] + wd[j]) * e->q[j] + id[j];
+                prod *= params[at];
+            }
+            sum += prod;
+        }
+        row[i] = (real)sum;
+    }
+}
+
+// ----------------------------------------------------------------------------
+// Spec parsing
+
+static void test_defaults(void) {
+    // the balanced rule: factors differ by at most one, larger first, product the
+    // smallest such that reaches the target
+    struct { int target, n; const char *q; } cases[] = {
+        {256, 2, "16x16"}, {256, 3, "7x7x6"}, {256, 4, "4x4x4x4"}, {64, 4, "3x3x3x3"},
+        {512, 3, "8x8x8"}, {12, 2, "4x3"}, {10, 3, "3x2x2"}, {1000, 1, "1000"},
+        {5, 8, "2x2x2x1x1x1x1x1"}, {1, 2, "1x1"}, {8000, 2, "90x89"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char spec[64], want[128], got[128], name[96];
+        snprintf(spec, sizeof spec, "kron:n=%d", cases[i].n);
+        Embed e = make(spec, 50, cases[i].target);
+        snprintf(want, sizeof want, "kron:n=%d,r=1,q=%s", cases[i].n, cases[i].q);
+        embed_spec_string(&e, got, sizeof got);
+        snprintf(name, sizeof name, "default q for C=%d n=%d", cases[i].target, cases[i].n);
+        CHECK(!strcmp(got, want), name, "got %s, want %s", got, want);
+    }
+    char got[128];
+    Embed e = make("kronxs:n=2,r=8", 8000, 256);
+    embed_spec_string(&e, got, sizeof got);
+    CHECK(!strcmp(got, "kronxs:n=2,r=8,q=16x16,t=90x89"), "default t over V", "got %s", got);
+    e = make("kron", 100, 256);
+    embed_spec_string(&e, got, sizeof got);
+    CHECK(!strcmp(got, "kron:n=2,r=1,q=16x16"), "kron defaults n=2 r=1", "got %s", got);
+    e = make("kronxs", 100, 256);
+    embed_spec_string(&e, got, sizeof got);
+    CHECK(!strcmp(got, "kronxs:n=2,r=1,q=16x16,t=10x10"), "kronxs defaults", "got %s", got);
+    e = make("kronxs:t=10x10x10", 1000, 256);   // n from the number of factors
+    embed_spec_string(&e, got, sizeof got);
+    CHECK(!strcmp(got, "kronxs:n=3,r=1,q=7x7x6,t=10x10x10"), "n from t", "got %s", got);
+    e = make("kron:r=3,q=8x32", 100, 256);
+    embed_spec_string(&e, got, sizeof got);
+    CHECK(!strcmp(got, "kron:n=2,r=3,q=8x32"), "non-uniform q kept", "got %s", got);
+    e = make("dense", 100, 256);
+    embed_spec_string(&e, got, sizeof got);
+    CHECK(!strcmp(got, "dense") && e.n == 1 && e.r == 1, "dense spec", "got %s", got);
+    CHECK(fabs(e.init_std - 1 / 16.0) < 1e-15, "init_std = C^-1/2", "got %g", e.init_std);
+
+    // the canonical string parses back to the same embedding
+    const char *specs[] = {"dense", "kron:q=3x4", "kronxs:n=3,r=2", "kron:n=4,r=5",
+                           "kronxs:r=2,q=3x4,t=4x3"};
+    int ok = 1;
+    for (size_t i = 0; i < sizeof specs / sizeof specs[0]; i++) {
+        Embed a = make(specs[i], 10, 12), b;
+        char s[128], err[KF_ERRLEN];
+        embed_spec_string(&a, s, sizeof s);
+        ok &= !embed_parse(&b, s, 10, 12, err) && !memcmp(&a, &b, sizeof a);
+    }
+    CHECK(ok, "spec string round-trips", "a canonical spec parsed differently");
+}
+
+static void test_errors(void) {
+    struct { const char *spec; int V, C; const char *msg; } cases[] = {
+        {"krom", 100, 256, "unknown embedding kind 'krom'"},
+        {"", 100, 256, "empty embedding spec"},
+        {"dense:n=2", 100, 256, "dense takes no options"},
+        {"kron:x=2", 100, 256, "unknown key 'x'"},
+        {"kron:t=10x10", 100, 256, "unknown key 't'"},
+        {"kron:q=8x16", 100, 256,
+         "q=8x16 gives 128 < d_model 256; choose factors whose product is at least 256"},
+        {"kronxs:t=10x9", 100, 256,
+         "t=10x9 gives 90 < vocabulary 100; choose factors whose product is at least 100"},
+        {"kron:n=3,q=16x16", 100, 256, "n=3 but q=16x16 has 2 factors"},
+        {"kronxs:n=2,t=5x5x4", 100, 256, "n=2 but t=5x5x4 has 3 factors"},
+        {"kronxs:q=16x16,t=5x5x4", 100, 256, "n=2 but t=5x5x4 has 3 factors"},
+        {"kron:r=0", 100, 256, "r=0 is not a positive integer"},
+        {"kron:r=-1", 100, 256, "r=-1 is not a positive integer"},
+        {"kron:n=0", 100, 256, "n=0 is not a positive integer"},
+        {"kron:n=9", 100, 256, "n=9 is out of range"},
+        {"kron:n=2,n=2", 100, 256, "key 'n' given twice"},
+        {"kron:n", 100, 256, "expected key=value"},
+        {"kron:n=2,", 100, 256, "expected key=value"},
+        {"kron:r=two", 100, 256, "r=two is not a positive integer"},
+        {"kron:q=8x", 100, 256, "q=8x is not a list of positive integers"},
+        {"kron:q=2x2x2x2x2x2x2x2x2", 100, 256, "has more than 8 factors"},
+        {"kron:q=512x2", 100, 256, "has a factor above d_model 256"},
+        {"kronxs:t=200x2", 100, 256, "has a factor above vocabulary 100"},
+        {"kron:r=100000000", 100000, 256, "parameters; lower r"},
+        {"dense", 0, 256, "positive vocabulary and width"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        Embed e;
+        char err[KF_ERRLEN] = "", name[96];
+        int rc = embed_parse(&e, cases[i].spec, cases[i].V, cases[i].C, err);
+        snprintf(name, sizeof name, "spec error '%s'", cases[i].spec);
+        CHECK(rc != 0 && strstr(err, cases[i].msg) && !strchr(err, '\n'), name,
+              "rc %d, message '%s', want '%s'", rc, err, cases[i].msg);
+    }
+    Embed e;
+    char err[KF_ERRLEN];
+    CHECK(embed_parse(&e, NULL, 10, 10, err) != 0, "NULL spec is an error", "accepted");
+}
+
+// ----------------------------------------------------------------------------
+// Layout
+
+static void test_counts(void) {
+    struct { const char *spec; int V, C; size_t want; int ntensors; } cases[] = {
+        {"dense", 1000, 64, 1000 * 64, 1},
+        {"kron:n=2,r=3,q=8x8", 1000, 64, 1000 * 3 * 16, 1},
+        {"kron:n=3,r=2,q=4x4x5", 1000, 64, 1000 * 2 * 13, 1},
+        {"kronxs:n=2,r=4,q=8x8,t=40x25", 1000, 64, 4 * (40 * 8 + 25 * 8), 2},
+        {"kronxs:n=3,r=2,q=4x4x4,t=10x10x10", 1000, 64, 2 * 3 * 40, 3},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        Embed e = make(cases[i].spec, cases[i].V, cases[i].C);
+        char name[96];
+        snprintf(name, sizeof name, "num_params %s", cases[i].spec);
+        CHECK(e.num_params == cases[i].want, name, "got %zu, want %zu", e.num_params,
+              cases[i].want);
+        // tensors tile the block in order, numel = product of the shape
+        int nt = embed_num_tensors(&e), ok = nt == cases[i].ntensors;
+        size_t next = 0;
+        for (int k = 0; k < nt; k++) {
+            char tn[64];
+            int ndim, shape[4];
+            size_t off, numel, prod = 1;
+            embed_tensor_info(&e, k, tn, sizeof tn, &ndim, shape, &off, &numel);
+            for (int d = 0; d < ndim; d++) prod *= (size_t)shape[d];
+            ok &= off == next && numel == prod;
+            next = off + numel;
+        }
+        snprintf(name, sizeof name, "tensors tile %s", cases[i].spec);
+        CHECK(ok && next == e.num_params, name, "%d tensors end at %zu of %zu", nt, next,
+              e.num_params);
+    }
+    Embed e = make("kronxs:n=2,r=4,q=8x8,t=40x25", 1000, 64);
+    char tn[64];
+    int ndim, s[4];
+    size_t off, numel;
+    embed_tensor_info(&e, 1, tn, sizeof tn, &ndim, s, &off, &numel);
+    CHECK(!strcmp(tn, "embed.kronxs.1") && ndim == 3 && s[0] == 4 && s[1] == 25 &&
+          s[2] == 8 && off == 4 * 40 * 8, "kronxs tensor 1 name/shape",
+          "%s ndim %d (%d, %d, %d) at %zu", tn, ndim, s[0], s[1], s[2], off);
+    e = make("kron:n=3,r=2,q=4x4x5", 1000, 64);
+    embed_tensor_info(&e, 0, tn, sizeof tn, &ndim, s, &off, &numel);
+    CHECK(!strcmp(tn, "embed.kron") && ndim == 3 && s[0] == 1000 && s[1] == 2 &&
+          s[2] == 13, "kron tensor name/shape", "%s (%d, %d, %d)", tn, s[0], s[1], s[2]);
+    e = make("dense", 1000, 64);
+    embed_tensor_info(&e, 0, tn, sizeof tn, &ndim, s, &off, &numel);
+    CHECK(!strcmp(tn, "embed.weight") && ndim == 2 && s[0] == 1000 && s[1] == 64,
+          "dense tensor name/shape", "%s (%d, %d)", tn, s[0], s[1]);
+}
+
+// ----------------------------------------------------------------------------
+// Hand-computed rows
+
+static void test_hand(void) {
+    // kronxs n=2 r=1, t=2x2, q=2x2: F1 = [[1,2],[3,4]], F2 = [[5,6],[7,8]]. Token 2 has
+    // digits (1, 0): F1[1] (x) F2[0] = [3,4] (x) [5,6] = [15, 18, 20, 24]; token 1 has
+    // (0, 1): [1,2] (x) [7,8] = [7, 8, 14, 16]. V = 3 < 4 leaves grid row 3 unused.
+    Embed e = make("kronxs:n=2,r=1,q=2x2,t=2x2", 3, 4);
+    real params[8] = {1, 2, 3, 4, 5, 6, 7, 8}, out[8], table[12];
+    int tokens[2] = {2, 1};
+    embed_rows_forward(out, tokens, params, &e, 2, 1);
+    real want[8] = {15, 18, 20, 24, 7, 8, 14, 16};
+    CHECK(max_abs_diff(out, want, 8) == 0, "kronxs 2x2 rows by hand",
+          "got %g %g %g %g | %g %g %g %g", out[0], out[1], out[2], out[3], out[4], out[5],
+          out[6], out[7]);
+    const real *tab = embed_table_forward(table, params, &e);
+    real want0[4] = {5, 6, 10, 12};   // token 0: [1,2] (x) [5,6]
+    CHECK(tab == table && max_abs_diff(tab, want0, 4) == 0 &&
+          max_abs_diff(tab + 4, want + 4, 4) == 0 && max_abs_diff(tab + 8, want, 4) == 0,
+          "kronxs 2x2 table by hand", "row 0: %g %g %g %g", tab[0], tab[1], tab[2], tab[3]);
+
+    // the same factors with C = 3: the row is cut to its first 3 entries
+    e = make("kronxs:n=2,r=1,q=2x2,t=2x2", 4, 3);
+    embed_rows_forward(out, tokens, params, &e, 1, 1);
+    CHECK(out[0] == 15 && out[1] == 18 && out[2] == 20, "kronxs cut to C=3 by hand",
+          "got %g %g %g", out[0], out[1], out[2]);
+
+    // kron n=2 r=2, q=2x3, C=5, scale 2, token 1: a=[1,2], b=[1,0,-1], c=[0,1],
+    // d=[2,3,4]. a(x)b = [1,0,-1,2,0,-2], c(x)d = [0,0,0,2,3,4], sum [1,0,-1,4,3,2],
+    // cut to 5 and doubled: [2, 0, -2, 8, 6].
+    e = make("kron:n=2,r=2,q=2x3", 2, 5);
+    real kp[20] = {9, 9, 9, 9, 9, 9, 9, 9, 9, 9,       // token 0: not used
+                   1, 2, 1, 0, -1, 0, 1, 2, 3, 4};     // token 1: [a | b], [c | d]
+    int one = 1;
+    embed_rows_forward(out, &one, kp, &e, 1, 2);
+    real wantk[5] = {2, 0, -2, 8, 6};
+    CHECK(max_abs_diff(out, wantk, 5) == 0, "kron rank-2 row by hand",
+          "got %g %g %g %g %g", out[0], out[1], out[2], out[3], out[4]);
+
+    // its gradient by hand for G = [1,0,0,0,0] * (scale 2): only entry 0 = a0 b0 + c0 d0
+    // depends on a0, b0, c0, d0: da0 = 2 b0 = 2, db0 = 2 a0 = 2, dc0 = 2 d0 = 4, dd0 = 0
+    real g[20] = {0}, G[5] = {1, 0, 0, 0, 0};
+    embed_rows_backward(g, G, &one, kp, &e, 1, 2);
+    real wantg[20] = {0};
+    wantg[10] = 2;
+    wantg[12] = 2;
+    wantg[15] = 4;
+    CHECK(max_abs_diff(g, wantg, 20) == 0, "kron rank-2 gradient by hand",
+          "got a0 %g b0 %g c0 %g d0 %g", g[10], g[12], g[15], g[17]);
+}
+
+// kron:n=1,r=1 is a dense table whose rows are the kron parameters
+static void test_n1_is_dense(void) {
+    const int V = 17, C = 9, N = 6;
+    Embed k = make("kron:n=1,r=1", V, C), d = make("dense", V, C);
+    uint64_t rng = 5;
+    real *p = alloc(k.num_params), *a = alloc((size_t)N * C), *b = alloc((size_t)N * C);
+    real *ta = alloc((size_t)V * C), *ga = alloc(k.num_params), *gb = alloc(k.num_params);
+    fill_normal(p, k.num_params, &rng);
+    int tokens[6] = {3, 16, 0, 3, 9, 3};
+    embed_rows_forward(a, tokens, p, &k, N, (real)1.5);
+    embed_rows_forward(b, tokens, p, &d, N, (real)1.5);
+    const real *tb = embed_table_forward(NULL, p, &d);
+    embed_table_forward(ta, p, &k);
+    CHECK(k.num_params == d.num_params && max_abs_diff(a, b, (size_t)N * C) == 0 &&
+          tb == p && max_abs_diff(ta, tb, (size_t)V * C) == 0, "kron n=1 r=1 is dense",
+          "rows differ by %g", max_abs_diff(a, b, (size_t)N * C));
+    fill_normal(a, (size_t)N * C, &rng);
+    embed_rows_backward(ga, a, tokens, p, &k, N, (real)1.5);
+    embed_rows_backward(gb, a, tokens, p, &d, N, (real)1.5);
+    CHECK(max_abs_diff(ga, gb, k.num_params) < 1e-15, "kron n=1 r=1 gradient is dense",
+          "differ by %g", max_abs_diff(ga, gb, k.num_params));
+    free(p); free(a); free(b); free(ta); free(ga); free(gb);
+}
+
+// ----------------------------------------------------------------------------
+// Oracle rows and finite-difference gradients
+
+typedef struct { const char *spec; int V, C; } Case;
+
+static const Case cases[] = {
+    {"kron:n=1,r=1", 10, 12},
+    {"kron:n=1,r=3", 10, 10},
+    {"kron:n=2,r=1,q=3x4", 10, 12},
+    {"kron:n=2,r=3,q=3x4", 10, 10},             // prod q = 12 > C = 10
+    {"kron:n=3,r=3,q=2x3x2", 10, 12},
+    {"kron:n=3,r=1,q=2x3x2", 10, 10},
+    {"kronxs:n=1,r=1,q=12,t=10", 10, 12},
+    {"kronxs:n=1,r=3", 10, 10},
+    {"kronxs:n=2,r=1,q=3x4,t=4x3", 12, 12},     // exact grid
+    {"kronxs:n=2,r=3,q=3x4,t=4x3", 10, 10},     // prod t > V, prod q > C
+    {"kronxs:n=3,r=3,q=2x3x2,t=2x3x2", 10, 12},
+    {"kronxs:n=3,r=1,q=2x2x3,t=3x2x2", 12, 10},
+    {"kronxs:n=3,r=3,q=2x3x2,t=3x2x2", 11, 12},
+    {"dense", 10, 12},
+};
+#define NCASES (int)(sizeof cases / sizeof cases[0])
+
+static const int batch[] = {3, 1, 3, 0, 9, 3, 1, 7, 0, 5};   // repeated tokens
+#define NB 10
+
+static double dot(const real *a, const real *b, size_t n) {
+    double s = 0;
+    for (size_t i = 0; i < n; i++) s += (double)a[i] * b[i];
+    return s;
+}
+
+// L = <W, scale rows(batch)> (table = 0) or <W, table> (table = 1)
+static double loss(const real *p, const real *W, const Embed *e, real scale, int table,
+                   real *buf) {
+    if (table) return dot(embed_table_forward(buf, p, e), W, (size_t)e->V * e->C);
+    embed_rows_forward(buf, batch, p, e, NB, scale);
+    return dot(buf, W, (size_t)NB * e->C);
+}
+
+static void test_oracle_and_gradients(void) {
+    for (int ci = 0; ci < NCASES; ci++) {
+        const Case *c = &cases[ci];
+        Embed e = make(c->spec, c->V, c->C);
+        const size_t P = e.num_params, VC = (size_t)e.V * e.C;
+        uint64_t rng = 1000 + ci;
+        real *p = alloc(P), *table = alloc(VC), *rows = alloc((size_t)NB * e.C);
+        real *row = alloc(e.C), *W = alloc(VC), *g = alloc(P), *fd = alloc(P);
+        fill_normal(p, P, &rng);
+        char name[128];
+
+        // every table row against the oracle; rows_forward against the table
+        const real *tab = embed_table_forward(table, p, &e);
+        double err = 0;
+        for (int w = 0; w < e.V; w++) {
+            oracle_row(row, p, &e, w);
+            err = fmax(err, max_abs_diff(row, tab + (size_t)w * e.C, e.C));
+        }
+        snprintf(name, sizeof name, "table = oracle %s V=%d C=%d", c->spec, c->V, c->C);
+        CHECK(err < 1e-12, name, "max diff %g", err);
+        embed_rows_forward(rows, batch, p, &e, NB, 1);
+        err = 0;
+        for (int i = 0; i < NB; i++)
+            err = fmax(err, max_abs_diff(rows + (size_t)i * e.C, tab + (size_t)batch[i] * e.C, e.C));
+        snprintf(name, sizeof name, "rows = table rows %s V=%d C=%d", c->spec, c->V, c->C);
+        CHECK(err == 0, name, "max diff %g", err);
+
+        // gradients: rows (scale 1.7) and table. dparams starts at 1 to check +=.
+        // Every parameter enters a row linearly, so central differences are exact up
+        // to rounding.
+        for (int table_mode = 0; table_mode < 2; table_mode++) {
+            const real scale = (real)1.7;
+            size_t nw = table_mode ? VC : (size_t)NB * e.C;
+            fill_normal(W, nw, &rng);
+            for (size_t i = 0; i < P; i++) g[i] = 1;
+            if (table_mode) embed_table_backward(g, W, p, &e);
+            else embed_rows_backward(g, W, batch, p, &e, NB, scale);
+            for (size_t i = 0; i < P; i++) g[i] -= 1;
+            const double h = 1e-3;
+            for (size_t i = 0; i < P; i++) {
+                real keep = p[i];
+                p[i] = keep + h;
+                double lp = loss(p, W, &e, scale, table_mode, table_mode ? table : rows);
+                p[i] = keep - h;
+                double lm = loss(p, W, &e, scale, table_mode, table_mode ? table : rows);
+                p[i] = keep;
+                fd[i] = (real)((lp - lm) / (2 * h));
+            }
+            double rel = max_abs_diff(g, fd, P) / fmax(max_abs(fd, P), 1e-300);
+            snprintf(name, sizeof name, "grad %s %s V=%d C=%d",
+                     table_mode ? "table_backward" : "rows_backward", c->spec, c->V, c->C);
+            CHECK(rel < 1e-6 && max_abs(fd, P) > 0, name, "relative error %g", rel);
+        }
+        free(p); free(table); free(rows); free(row); free(W); free(g); free(fd);
+    }
+}
+
+// ----------------------------------------------------------------------------
+// Initialization statistics
+
+static void test_init(void) {
+    const char *specs[] = {"dense", "kron:n=2,r=4", "kronxs:n=3,r=2", "kronxs:n=4,r=1",
+                           "kron:n=4,r=2"};
+    const int V = 2000, C = 64;
+    real *table = alloc((size_t)V * C);
+    for (size_t i = 0; i < sizeof specs / sizeof specs[0]; i++) {
+        Embed e = make(specs[i], V, C);
+        real *p = alloc(e.num_params);
+        uint64_t rng = 42 + i;
+        embed_init(&e, p, &rng);
+        const real *t = embed_table_forward(table, p, &e);
+        double s1 = 0, s2 = 0;
+        for (size_t k = 0; k < (size_t)V * C; k++) { s1 += t[k]; s2 += (double)t[k] * t[k]; }
+        double mean = s1 / ((double)V * C), sd = sqrt(s2 / ((double)V * C) - mean * mean);
+        char name[96];
+        snprintf(name, sizeof name, "init std %s V=%d C=%d", specs[i], V, C);
+        CHECK(fabs(sd / e.init_std - 1) < 0.05 && fabs(mean) < 0.05 * e.init_std, name,
+              "std %g (want %g), mean %g", sd, e.init_std, mean);
+        free(p);
+    }
+    free(table);
+}
+
+// ----------------------------------------------------------------------------
+// Thread-count independence
+
+#ifdef _OPENMP
+static void run_all(const Embed *e, const real *p, const int *tokens, int N, real *rows,
+                    real *table, real *grows, real *gtable, const real *dout,
+                    const real *dtable) {
+    embed_rows_forward(rows, tokens, p, e, N, (real)0.7);
+    const real *t = embed_table_forward(table, p, e);
+    if (t != table) memcpy(table, t, sizeof(real) * e->V * e->C);
+    memset(grows, 0, sizeof(real) * e->num_params);
+    memset(gtable, 0, sizeof(real) * e->num_params);
+    embed_rows_backward(grows, dout, tokens, p, e, N, (real)0.7);
+    embed_table_backward(gtable, dtable, p, e);
+}
+
+static void test_threads(void) {
+    const char *specs[] = {"dense", "kron:n=3,r=3", "kronxs:n=2,r=3,t=20x16",
+                           "kronxs:n=3,r=2,q=4x3x4"};
+    const int V = 300, C = 40, N = 700;
+    int *tokens = malloc(sizeof(int) * N);
+    uint64_t rng = 9;
+    for (int i = 0; i < N; i++) tokens[i] = (int)(rng_next(&rng) % 60) * 5;  // repeats
+    real *dout = alloc((size_t)N * C), *dtable = alloc((size_t)V * C);
+    fill_normal(dout, (size_t)N * C, &rng);
+    fill_normal(dtable, (size_t)V * C, &rng);
+    for (size_t i = 0; i < sizeof specs / sizeof specs[0]; i++) {
+        Embed e = make(specs[i], V, C);
+        size_t sizes[4] = {(size_t)N * C, (size_t)V * C, e.num_params, e.num_params};
+        real *p = alloc(e.num_params), *buf[3][4];
+        fill_normal(p, e.num_params, &rng);
+        for (int nth = 1; nth <= 3; nth++) {          // buf[nth - 1]: with nth threads
+            for (int k = 0; k < 4; k++) buf[nth - 1][k] = alloc(sizes[k]);
+            omp_set_num_threads(nth);
+            real **b = buf[nth - 1];
+            run_all(&e, p, tokens, N, b[0], b[1], b[2], b[3], dout, dtable);
+        }
+        for (int nth = 2; nth <= 3; nth++) {
+            int same = 1;
+            for (int k = 0; k < 4; k++)
+                same &= !memcmp(buf[0][k], buf[nth - 1][k], sizeof(real) * sizes[k]);
+            char name[96];
+            snprintf(name, sizeof name, "1 vs %d threads bit-identical %s", nth, specs[i]);
+            CHECK(same, name, "forward or backward differs");
+        }
+        for (int r = 0; r < 3; r++)
+            for (int k = 0; k < 4; k++) free(buf[r][k]);
+        free(p);
+    }
+    free(tokens); free(dout); free(dtable);
+}
+#endif
+
+int main(void) {
+    test_defaults();
+    test_errors();
+    test_counts();
+    test_hand();
+    test_n1_is_dense();
+    test_oracle_and_gradients();
+    test_init();
+#ifdef _OPENMP
+    test_threads();
+#endif
+    CHECK_EXIT();
+}
