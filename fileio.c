@@ -1,0 +1,140 @@
+// fileio.c: see fileio.h.
+#include "fileio.h"
+#include "common.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+void errorf(char *err, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, KF_ERRLEN, fmt, ap);
+    va_end(ap);
+}
+
+int read_file(const char *path, char **data, size_t *len, char *err) {
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        errorf(err, "cannot open %s (%s); check the path", path, strerror(errno));
+        return 1;
+    }
+    size_t cap = 1 << 16, n = 0;
+    char *buf = malloc(cap);
+    for (;;) {
+        if (!buf) { fclose(f); errorf(err, "out of memory reading %s", path); return 1; }
+        n += fread(buf + n, 1, cap - n - 1, f);
+        if (n < cap - 1) break;
+        char *bigger = realloc(buf, cap * 2);
+        if (!bigger) free(buf);
+        buf = bigger;
+        cap *= 2;
+    }
+    int bad = ferror(f);
+    fclose(f);
+    if (bad) {
+        free(buf);
+        errorf(err, "read error on %s; check the file", path);
+        return 1;
+    }
+    buf[n] = '\0';
+    *data = buf;
+    *len = n;
+    return 0;
+}
+
+int lines_read(Lines *l, const char *path, char *err) {
+    memset(l, 0, sizeof(*l));
+    if (read_file(path, &l->buf, &l->bytes, err)) return 1;
+    if (l->bytes == 0) {
+        free(l->buf);
+        errorf(err, "%s is empty; give a file with at least one line", path);
+        return 1;
+    }
+    // count, then cut
+    size_t n = 0;
+    for (size_t i = 0; i < l->bytes; i++) n += l->buf[i] == '\n';
+    if (l->buf[l->bytes - 1] != '\n') n++;
+    l->line = malloc(n * sizeof(char *));
+    l->len = malloc(n * sizeof(size_t));
+    if (!l->line || !l->len) {
+        lines_free(l);
+        errorf(err, "out of memory reading %s", path);
+        return 1;
+    }
+    char *p = l->buf, *end = l->buf + l->bytes;
+    for (size_t i = 0; i < n; i++) {
+        char *nl = memchr(p, '\n', (size_t)(end - p));
+        if (!nl) nl = end;
+        size_t len = (size_t)(nl - p);
+        if (len > 0 && p[len - 1] == '\r') len--;
+        p[len] = '\0';
+        l->line[i] = p;
+        l->len[i] = len;
+        p = nl + 1;
+    }
+    l->n = n;
+    return 0;
+}
+
+void lines_free(Lines *l) {
+    free(l->buf);
+    free(l->line);
+    free(l->len);
+    memset(l, 0, sizeof(*l));
+}
+
+int file_exists(const char *path) {
+    struct stat st;
+    return stat(path, &st) == 0;
+}
+
+int make_dirs(const char *path, char *err) {
+    char buf[PATH_CAP];
+    snprintf(buf, sizeof(buf), "%s", path);
+    // create every prefix that ends at a '/', then the whole path
+    for (char *p = buf + 1;; p++) {
+        if (*p != '/' && *p != '\0') continue;
+        char c = *p;
+        *p = '\0';
+        if (mkdir(buf, 0777) != 0 && errno != EEXIST) {
+            errorf(err, "cannot create directory %s (%s)", buf, strerror(errno));
+            return 1;
+        }
+        *p = c;
+        if (c == '\0') break;
+    }
+    struct stat st;
+    if (stat(path, &st) != 0 || !S_ISDIR(st.st_mode)) {
+        errorf(err, "%s exists and is not a directory; choose another path", path);
+        return 1;
+    }
+    return 0;
+}
+
+void path_join(char *out, const char *dir, const char *name) {
+    snprintf(out, PATH_CAP, "%s/%s", dir, name);
+}
+
+FILE *text_begin(const char *path, char *err) {
+    char tmp[PATH_CAP + 8];
+    snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+    FILE *f = fopen(tmp, "w");
+    if (!f) errorf(err, "cannot write %s (%s)", tmp, strerror(errno));
+    return f;
+}
+
+int text_commit(FILE *f, const char *path, char *err) {
+    char tmp[PATH_CAP + 8];
+    snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+    int bad = ferror(f);
+    bad |= fclose(f) != 0;
+    if (bad || rename(tmp, path) != 0) {
+        remove(tmp);
+        errorf(err, "cannot write %s (%s); check the disk", path, strerror(errno));
+        return 1;
+    }
+    return 0;
+}

@@ -1,0 +1,45 @@
+// fileio.h: the file chores of the train program: reading text files as lines,
+// creating directories, writing small text files atomically, joining paths; and its
+// error messages.
+#ifndef KF_FILEIO_H
+#define KF_FILEIO_H
+
+#include <stdio.h>
+#include <stddef.h>
+
+// A one-line error message into err (KF_ERRLEN bytes), printf-style.
+void errorf(char *err, const char *fmt, ...);
+
+// Paths are built in buffers of PATH_CAP bytes; the command line refuses longer
+// directory names, so joined paths always fit.
+#define PATH_CAP 4096
+#define PATH_ARG_MAX 3000
+
+// A text file in memory, cut into lines in place. A line ends at '\n' (a '\r' before
+// it is dropped too); a final line without '\n' counts.
+typedef struct {
+    char *buf;        // (bytes + 1) the file, each line NUL-terminated in place
+    char **line;      // (n) start of each line
+    size_t *len;      // (n) length of each line in bytes, without the line ending
+    size_t n;         // lines
+    size_t bytes;     // size of the file
+} Lines;
+
+// Reads a whole file (NUL-terminated for convenience). Fails on a missing file.
+int read_file(const char *path, char **data, size_t *len, char *err);
+// Reads a text file as lines. Fails on a missing or empty file.
+int lines_read(Lines *l, const char *path, char *err);
+void lines_free(Lines *l);
+
+int file_exists(const char *path);
+// mkdir -p
+int make_dirs(const char *path, char *err);
+// out = dir + "/" + name (out has PATH_CAP bytes)
+void path_join(char *out, const char *dir, const char *name);
+
+// Small text files written atomically: text_begin opens PATH.tmp, text_commit closes it
+// and renames it over PATH (or removes it and fails on a write error).
+FILE *text_begin(const char *path, char *err);
+int text_commit(FILE *f, const char *path, char *err);
+
+#endif
