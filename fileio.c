@@ -49,7 +49,7 @@ int lines_read(Lines *l, const char *path, char *err) {
     memset(l, 0, sizeof(*l));
     if (read_file(path, &l->buf, &l->bytes, err)) return 1;
     if (l->bytes == 0) {
-        free(l->buf);
+        lines_free(l);
         errorf(err, "%s is empty; give a file with at least one line", path);
         return 1;
     }

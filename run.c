@@ -1,0 +1,540 @@
+// run.c: see run.h. The training loop (as llm.c's train_gpt2.c main, plus a learning-
+// rate schedule, validation, checkpoints, logs, and a clean stop on Ctrl-C), and the
+// checkpoint of a run directory, written and read back.
+#include "run.h"
+#include "prepare.h"
+#include "checkpoint.h"
+#include "fileio.h"
+#include "data.h"
+
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <sys/resource.h>
+
+// ----------------------------------------------------------------------------
+// clocks, memory, signals
+
+double seconds_now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+double seconds_since(double t0) { return seconds_now() - t0; }
+
+double peak_rss_mb(void) {
+    struct rusage ru;
+    if (getrusage(RUSAGE_SELF, &ru) != 0) return 0;
+#ifdef __APPLE__
+    return (double)ru.ru_maxrss / (1024.0 * 1024.0);   // bytes on macOS
+#else
+    return (double)ru.ru_maxrss / 1024.0;              // kilobytes on Linux
+#endif
+}
+
+// SIGINT/SIGTERM only raise a flag: the loop finishes its step, saves and stops.
+static volatile sig_atomic_t stop_signal = 0;
+static void on_stop_signal(int sig) { stop_signal = sig; }
+
+static void catch_stop_signals(struct sigaction old[2]) {
+    struct sigaction sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = on_stop_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, &old[0]);
+    sigaction(SIGTERM, &sa, &old[1]);
+}
+
+static void restore_signals(const struct sigaction old[2]) {
+    sigaction(SIGINT, &old[0], NULL);
+    sigaction(SIGTERM, &old[1], NULL);
+}
+
+// ----------------------------------------------------------------------------
+// checkpoint: model.safetensors with the config as metadata
+
+#define NMETA 16
+
+static int save_checkpoint(const Model *m, const char *dir, uint64_t tok_checksum,
+                           long step, char *err) {
+    StTensor t[MAX_TENSORS];
+    for (int i = 0; i < m->ntensors; i++) {
+        const TensorInfo *ti = &m->tensors[i];
+        t[i].name = ti->name;
+        t[i].data = m->param_mem + ti->offset;
+        t[i].ndim = ti->ndim;
+        memcpy(t[i].shape, ti->shape, sizeof(t[i].shape));
+    }
+    const Config *c = &m->cfg;
+    char val[NMETA][160];
+    const char *meta[2 * NMETA];
+    int n = 0;
+    #define META(key, ...) do { snprintf(val[n], sizeof(val[n]), __VA_ARGS__); \
+                                meta[2 * n] = key; meta[2 * n + 1] = val[n]; n++; } while (0)
+    META("format", "kronformer");
+    META("arch", "%s", c->arch == ARCH_LM ? "lm" : "seq2seq");
+    META("V", "%d", c->V);
+    META("C", "%d", c->C);
+    META("NH", "%d", c->NH);
+    META("F", "%d", c->F);
+    META("Le", "%d", c->Le);
+    META("Ld", "%d", c->Ld);
+    META("maxT", "%d", c->maxT);
+    META("tie", "%d", c->tie);
+    META("embed", "%s", c->embed);
+    META("dropout", "%.9g", c->dropout);
+    META("label_smoothing", "%.9g", c->label_smoothing);
+    META("tokenizer_checksum", "%016llx", (unsigned long long)tok_checksum);
+    META("step", "%ld", step);
+    #undef META
+    char path[PATH_CAP];
+    path_join(path, dir, "model.safetensors");
+    return st_save(path, t, m->ntensors, meta, n, err);
+}
+
+// Integer metadata value; fails on a missing or non-numeric one.
+static int meta_int(const StFile *f, const char *key, int *out, const char *path, char *err) {
+    const char *s = st_meta(f, key);
+    char *end;
+    long v = s ? strtol(s, &end, 10) : 0;
+    if (!s || *s == '\0' || *end != '\0' || v < 0 || v > 1000000000L) {
+        errorf(err, "%s: metadata %s is missing or invalid; the checkpoint is "
+                 "corrupt, train it again with `train fit`", path, key);
+        return 1;
+    }
+    *out = (int)v;
+    return 0;
+}
+
+int run_load(Model *m, Tokenizer **tok, const char *dir, char *err) {
+    char path[PATH_CAP], tpath[PATH_CAP];
+    path_join(path, dir, "model.safetensors");
+    path_join(tpath, dir, "tokenizer.bin");
+    if (!file_exists(path)) {
+        errorf(err, "%s has no model.safetensors; train a model into it with "
+                 "`train fit --out %s`", dir, dir);
+        return 1;
+    }
+    StFile *f = st_open(path, err);
+    if (!f) return 1;
+    Config c;
+    config_default(&c);
+    const char *arch = st_meta(f, "arch"), *embed = st_meta(f, "embed");
+    const char *drop = st_meta(f, "dropout"), *ls = st_meta(f, "label_smoothing");
+    const char *sum = st_meta(f, "tokenizer_checksum");
+    if (!arch || !embed || !drop || !ls || !sum || strlen(embed) >= sizeof(c.embed) ||
+        (strcmp(arch, "seq2seq") && strcmp(arch, "lm"))) {
+        errorf(err, "%s lacks kronformer metadata (arch, embed, dropout, "
+                 "label_smoothing, tokenizer_checksum); train it again with `train fit`", path);
+        st_close(f);
+        return 1;
+    }
+    c.arch = strcmp(arch, "lm") == 0 ? ARCH_LM : ARCH_SEQ2SEQ;
+    snprintf(c.embed, sizeof(c.embed), "%s", embed);
+    c.dropout = (float)atof(drop);
+    c.label_smoothing = (float)atof(ls);
+    if (meta_int(f, "V", &c.V, path, err) || meta_int(f, "C", &c.C, path, err) ||
+        meta_int(f, "NH", &c.NH, path, err) || meta_int(f, "F", &c.F, path, err) ||
+        meta_int(f, "Le", &c.Le, path, err) || meta_int(f, "Ld", &c.Ld, path, err) ||
+        meta_int(f, "maxT", &c.maxT, path, err) || meta_int(f, "tie", &c.tie, path, err) ||
+        model_build(m, &c, err)) {
+        st_close(f);
+        return 1;
+    }
+    for (int i = 0; i < m->ntensors; i++) {
+        const TensorInfo *t = &m->tensors[i];
+        if (st_read(f, t->name, m->param_mem + t->offset, t->ndim, t->shape, err)) {
+            st_close(f);
+            model_free(m);
+            return 1;
+        }
+    }
+    unsigned long long want = strtoull(sum, NULL, 16);
+    st_close(f);
+    if (!(*tok = tokenizer_load(tpath, err))) { model_free(m); return 1; }
+    if ((unsigned long long)tokenizer_checksum(*tok) != want ||
+        tokenizer_vocab_size(*tok) != c.V) {
+        errorf(err, "%s is not the tokenizer the model was trained with "
+                 "(checksum or size differs); copy the data's tokenizer.bin into %s", tpath, dir);
+        tokenizer_free(*tok);
+        model_free(m);
+        return 1;
+    }
+    m->training = 0;
+    return 0;
+}
+
+// ----------------------------------------------------------------------------
+// setup: the data and the config; everything a run can refuse
+
+static int longest_sequence(const Dataset *d) {
+    const TokenFile *f[4] = {&d->train_src, &d->train_tgt, &d->valid_src, &d->valid_tgt};
+    int longest = 0;
+    for (int i = 0; i < 4; i++) if (f[i]->max_len > longest) longest = f[i]->max_len;
+    return longest;
+}
+
+static int fit_setup(const FitOptions *o, Dataset *d, Config *cfg, char *err) {
+    #define BAD(...) do { errorf(err, __VA_ARGS__); goto fail; } while (0)
+    memset(d, 0, sizeof(*d));
+    if (o->minutes <= 0 && o->steps < 1) BAD("--steps %ld must be at least 1", o->steps);
+    if (!(o->lr > 0 && o->lr < 10)) BAD("--lr %g must be in (0, 10)", o->lr);
+    if (o->warmup < 0) BAD("--warmup %d must be >= 0", o->warmup);
+    if (!(o->weight_decay >= 0)) BAD("--weight-decay %g must be >= 0", o->weight_decay);
+    if (!(o->clip >= 0)) BAD("--clip %g must be >= 0 (0 turns clipping off)", o->clip);
+    if (o->batch_tokens < 1) BAD("--batch-tokens %d must be at least 1", o->batch_tokens);
+    if (o->eval_every < 0) BAD("--eval-every %d must be >= 0", o->eval_every);
+    if (o->max_len < 0) BAD("--max-len %d must be positive", o->max_len);
+    if (dataset_open(d, o->data_dir, err)) return 1;
+    *cfg = o->cfg;
+    if (o->arch_set && cfg->arch != d->arch)
+        BAD("--arch %s, but %s holds %s data; prepare the data for that architecture or "
+            "drop --arch", cfg->arch == ARCH_LM ? "lm" : "seq2seq", o->data_dir,
+            d->arch == ARCH_LM ? "lm" : "seq2seq");
+    cfg->arch = d->arch;
+    cfg->V = d->vocab_size;
+    int max_len = o->max_len ? o->max_len : d->max_len;
+    if (max_len < longest_sequence(d))
+        BAD("--max-len %d is shorter than the longest sequence in %s (%d tokens); use at "
+            "least %d", max_len, o->data_dir, longest_sequence(d), longest_sequence(d));
+    cfg->maxT = max_len + 1;   // room for <eos> after the source, <bos> before the target
+    if (cfg->arch == ARCH_LM) {
+        cfg->Le = 0;
+        if (!o->label_smoothing_set) cfg->label_smoothing = 0;
+    }
+    if (config_check(cfg, err)) goto fail;
+    return 0;
+fail:
+    dataset_close(d);
+    return 1;
+    #undef BAD
+}
+
+int fit_check(const FitOptions *o, char *err) {
+    Dataset d;
+    Config cfg;
+    if (fit_setup(o, &d, &cfg, err)) return 1;
+    dataset_close(&d);
+    return 0;
+}
+
+void fit_defaults(FitOptions *o) {
+    memset(o, 0, sizeof(*o));
+    config_default(&o->cfg);
+    o->steps = 1000;
+    o->batch_tokens = 4096;
+    o->lr = 1e-3f;
+    o->warmup = 200;
+    o->weight_decay = 0.01f;
+    o->clip = 1.0f;
+    o->seed = 1;
+    o->eval_every = 100;
+    o->eval_batches = 200;
+}
+
+// ----------------------------------------------------------------------------
+// learning rate and validation
+
+// Linear warmup over the first `warmup` steps or the first 10% of the budget, whichever
+// ends first, then cosine decay from lr to lr/10 at the end of the budget. p is the
+// fraction of the budget used (steps or time). warm_end remembers where warmup ended.
+typedef struct {
+    float lr;
+    int warmup;
+    double warm_end;   // p at the end of warmup, -1 before
+} Schedule;
+
+static float schedule_lr(Schedule *s, long step, double p) {
+    if (s->warm_end < 0) {
+        double w = s->warmup > 0 ? (double)step / s->warmup : 1.0;
+        if (p / 0.1 > w) w = p / 0.1;
+        if (w < 1.0) return (float)(s->lr * w);
+        s->warm_end = p;
+    }
+    double t = s->warm_end < 1.0 ? (p - s->warm_end) / (1.0 - s->warm_end) : 1.0;
+    if (t < 0) t = 0;
+    if (t > 1) t = 1;
+    return (float)(s->lr * (0.1 + 0.9 * 0.5 * (1.0 + cos(3.14159265358979323846 * t))));
+}
+
+// Mean cross-entropy per target token over the first max_batches batches of the
+// validation set, in file order, without dropout or label smoothing.
+static double evaluate(Model *m, const Dataset *d, int batch_tokens, int max_batches) {
+    const TokenFile *src = d->arch == ARCH_LM ? NULL : &d->valid_src;
+    Batcher *bt = batcher_new(src, &d->valid_tgt, batch_tokens, 0, 0);
+    if (!bt) return NAN;
+    double sum = 0;
+    long ntok = 0;
+    Batch b;
+    m->training = 0;
+    for (int i = 0; i < max_batches && batcher_next(bt, &b); i++) {
+        real loss = model_forward(m, b.src, b.tgt_in, b.tgt_out, b.B, b.S, b.T);
+        sum += (double)loss * m->ntok;
+        ntok += m->ntok;
+    }
+    batcher_free(bt);
+    return ntok ? sum / (double)ntok : NAN;
+}
+
+// ----------------------------------------------------------------------------
+// reporting: progress line, summary.json
+
+// "1h02m", "3m05s", "12s"
+static void format_duration(char *out, size_t cap, double s) {
+    long t = (long)(s + 0.5);
+    if (t >= 3600) snprintf(out, cap, "%ldh%02ldm", t / 3600, t / 60 % 60);
+    else if (t >= 60) snprintf(out, cap, "%ldm%02lds", t / 60, t % 60);
+    else snprintf(out, cap, "%lds", t);
+}
+
+// A progress line on stderr: rewritten in place (\r) on a terminal, else a plain line
+// every 5 seconds, so that logs stay readable.
+typedef struct {
+    int tty;
+    double last;   // when it was last printed
+} Progress;
+
+static void progress_clear(const Progress *p) {
+    if (p->tty) fprintf(stderr, "\r%79s\r", "");
+}
+
+static void progress_show(Progress *p, long step, long steps, double loss, double tok_s,
+                          double eta, double now) {
+    if (now - p->last < (p->tty ? 0.2 : 5.0)) return;
+    p->last = now;
+    char e[32], of[32] = "";
+    format_duration(e, sizeof(e), eta);
+    if (steps > 0) snprintf(of, sizeof(of), "/%ld", steps);
+    fprintf(stderr, "%sstep %ld%s | loss %.4f | %.0f tok/s | eta %s%s", p->tty ? "\r" : "",
+            step, of, loss, tok_s, e, p->tty ? "   " : "\n");
+    fflush(stderr);
+}
+
+static void json_string(FILE *f, const char *s) {
+    fputc('"', f);
+    for (; *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c == '"' || c == '\\') fprintf(f, "\\%c", c);
+        else if (c < 0x20) fprintf(f, "\\u%04x", c);
+        else fputc(c, f);
+    }
+    fputc('"', f);
+}
+
+// A number, or null for NaN (JSON has no NaN).
+static void json_number(FILE *f, double x) {
+    if (isfinite(x)) fprintf(f, "%.6g", x);
+    else fprintf(f, "null");
+}
+
+static int write_summary(const FitOptions *o, const Config *c, const FitResult *r,
+                         char *err) {
+    char path[PATH_CAP];
+    path_join(path, o->out_dir, "summary.json");
+    FILE *f = text_begin(path, err);
+    if (!f) return 1;
+    fprintf(f, "{\n  \"config\": {\"arch\": \"%s\", \"V\": %d, \"C\": %d, \"NH\": %d, "
+            "\"F\": %d, \"Le\": %d, \"Ld\": %d, \"maxT\": %d, \"tie\": %d, \"embed\": ",
+            c->arch == ARCH_LM ? "lm" : "seq2seq", c->V, c->C, c->NH, c->F, c->Le, c->Ld,
+            c->maxT, c->tie);
+    json_string(f, c->embed);
+    fprintf(f, ", \"dropout\": %g, \"label_smoothing\": %g},\n", c->dropout,
+            c->label_smoothing);
+    fprintf(f, "  \"training\": {\"data\": ");
+    json_string(f, o->data_dir);
+    fprintf(f, ", \"steps\": %ld, \"minutes\": %g, \"batch_tokens\": %d, \"lr\": %g, "
+            "\"warmup\": %d, \"weight_decay\": %g, \"clip\": %g, \"seed\": %llu, "
+            "\"threads\": %d},\n", o->minutes > 0 ? 0 : o->steps, o->minutes,
+            o->batch_tokens, o->lr, o->warmup, o->weight_decay, o->clip,
+            (unsigned long long)o->seed, o->threads);
+    fprintf(f, "  \"params\": {\"total\": %zu, \"embedding\": %zu, \"dense_embedding\": %zu,"
+            " \"embedding_compression\": %.4g},\n", r->params, r->embed_params,
+            (size_t)c->V * (size_t)c->C, r->compression);
+    fprintf(f, "  \"steps\": %ld,\n  \"first_train_loss\": ", r->steps);
+    json_number(f, r->first_train_loss);
+    fprintf(f, ",\n  \"final_train_loss\": ");
+    json_number(f, r->final_train_loss);
+    fprintf(f, ",\n  \"best_val_loss\": ");
+    json_number(f, r->best_val_loss);
+    fprintf(f, ",\n  \"val_perplexity\": ");
+    json_number(f, r->val_ppl);
+    fprintf(f, ",\n  \"tokens_per_s\": %.1f,\n  \"seconds\": %.2f,\n  \"peak_rss_mb\": %.1f,\n"
+            "  \"interrupted\": %s\n}\n", r->tokens_per_s, r->seconds, r->peak_rss_mb,
+            r->interrupted ? "true" : "false");
+    return text_commit(f, path, err);
+}
+
+const char *format_count(char *out, size_t x) {
+    char digits[32];
+    int n = snprintf(digits, sizeof(digits), "%zu", x), k = 0;
+    for (int i = 0; i < n; i++) {
+        if (i > 0 && (n - i) % 3 == 0) out[k++] = ',';
+        out[k++] = digits[i];
+    }
+    out[k] = '\0';
+    return out;
+}
+
+// ----------------------------------------------------------------------------
+// the training loop
+
+#define RECENT 20   // final_train_loss is the mean of the last RECENT steps
+
+int fit_run(const FitOptions *o, FitResult *r, char *err) {
+    Dataset d;
+    Config cfg;
+    Model m;
+    memset(r, 0, sizeof(*r));
+    r->best_val_loss = r->val_ppl = NAN;
+    if (fit_setup(o, &d, &cfg, err)) return 1;
+    memset(&m, 0, sizeof(m));
+    if (model_build(&m, &cfg, err)) { dataset_close(&d); return 1; }
+    model_init(&m, o->seed);
+    m.dropout_seed = o->seed;
+    const TokenFile *train_src = cfg.arch == ARCH_LM ? NULL : &d.train_src;
+    Batcher *bt = batcher_new(train_src, &d.train_tgt, o->batch_tokens, o->seed, 1);
+    uint64_t checksum = tokenizer_checksum(d.tok);
+
+    // every input is checked: from here on the run directory is written
+    char path[PATH_CAP];
+    FILE *log = NULL;
+    int rc = 1;
+    if (!bt) { errorf(err, "out of memory for the batcher"); goto done; }
+    if (make_dirs(o->out_dir, err)) goto done;
+    path_join(path, o->out_dir, "tokenizer.bin");
+    if (tokenizer_save(d.tok, path, err)) goto done;
+    path_join(path, o->out_dir, "log.csv");
+    if (!(log = fopen(path, "w"))) {
+        errorf(err, "cannot write %s; check the permissions of %s", path,
+                 o->out_dir);
+        goto done;
+    }
+    fprintf(log, "step,epoch,tokens,lr,train_loss,val_loss,grad_norm,tokens_per_s,seconds\n");
+
+    size_t dense = (size_t)cfg.V * (size_t)cfg.C;
+    char n1[32], n2[32], n3[32], spec[256];
+    embed_spec_string(&m.emb, spec, sizeof(spec));
+    r->params = m.num_params;
+    r->embed_params = m.num_embed_params;
+    r->compression = (double)dense / (double)m.num_embed_params;
+    printf("fit: data %s: %s, vocabulary %d, %zu training and %zu validation sequences\n",
+           o->data_dir, cfg.arch == ARCH_LM ? "lm" : "seq2seq", cfg.V, d.train_tgt.n,
+           d.valid_tgt.n);
+    printf("fit: model d_model %d, heads %d, ffn %d, layers %d+%d, max length %d, %s "
+           "embedding %s, dropout %g, label smoothing %g\n", cfg.C, cfg.NH, cfg.F, cfg.Le,
+           cfg.Ld, cfg.maxT - 1, cfg.tie ? "tied" : "untied", spec, cfg.dropout,
+           cfg.label_smoothing);
+    printf("fit: parameters %s total, embedding %s (dense V*C %s: compression %.1fx)\n",
+           format_count(n1, m.num_params), format_count(n2, m.num_embed_params),
+           format_count(n3, dense), r->compression);
+    if (o->minutes > 0)
+        printf("fit: budget %g minutes, ", o->minutes);
+    else
+        printf("fit: budget %ld steps, ", o->steps);
+    printf("%d tokens per batch, %d batches per epoch, lr %g, warmup %d, writing %s/\n",
+           o->batch_tokens, batcher_num_batches(bt), o->lr, o->warmup, o->out_dir);
+    fflush(stdout);
+
+    struct sigaction old_handlers[2];
+    stop_signal = 0;
+    catch_stop_signals(old_handlers);
+    Schedule sched = {o->lr, o->warmup, -1.0};
+    Progress prog = {isatty(fileno(stderr)), 0.0};
+    double budget = o->minutes * 60.0;
+    double t0 = seconds_now(), train_time = 0, recent[RECENT], val = NAN;
+    long step = 0, batches = 0, tokens = 0;
+    int evaluated = 0;   // validated after the last step
+    for (;;) {
+        double elapsed = seconds_since(t0);
+        double p = budget > 0 ? elapsed / budget : (double)step / (double)o->steps;
+        if (p >= 1.0 || stop_signal) break;
+        step++;
+
+        // one step: forward, backward, clip, AdamW
+        double ts = seconds_now();
+        Batch b;
+        if (!batcher_next(bt, &b)) batcher_next(bt, &b);   // a new epoch starts
+        float lr = schedule_lr(&sched, step, p);
+        model_zero_grad(&m);
+        m.training = 1;
+        double loss = model_forward(&m, b.src, b.tgt_in, b.tgt_out, b.B, b.S, b.T);
+        model_backward(&m);
+        double norm = model_grad_norm(&m);
+        if (o->clip > 0) model_clip_grads(&m, norm, o->clip);
+        model_adamw(&m, lr, 0.9f, 0.98f, 1e-9f, o->weight_decay, (int)step);
+        train_time += seconds_since(ts);
+        batches++;
+        tokens += b.ntok;
+        if (!isfinite(loss)) {
+            progress_clear(&prog);
+            errorf(err, "the loss became %g at step %ld; lower --lr (now %g) "
+                     "or keep --clip on", loss, step, o->lr);
+            goto stop;
+        }
+        if (step == 1) r->first_train_loss = loss;
+        recent[(step - 1) % RECENT] = loss;
+        double tok_s = (double)tokens / train_time;
+
+        // validate and save every eval_every steps, and after the last step
+        elapsed = seconds_since(t0);
+        p = budget > 0 ? elapsed / budget : (double)step / (double)o->steps;
+        int last = p >= 1.0 || stop_signal;
+        evaluated = (o->eval_every > 0 && step % o->eval_every == 0) || (last && !stop_signal);
+        val = NAN;
+        if (evaluated) {
+            val = evaluate(&m, &d, o->batch_tokens, o->eval_batches);
+            if (isfinite(val) && !(val >= r->best_val_loss)) r->best_val_loss = val;
+            progress_clear(&prog);
+            printf("step %6ld | train %.4f | val %.4f (ppl %.2f) | lr %.2e | %.0f tok/s | "
+                   "%.0f s\n", step, loss, val, exp(val), lr, tok_s, seconds_since(t0));
+            fflush(stdout);
+            if (save_checkpoint(&m, o->out_dir, checksum, step, err)) goto stop;
+        }
+        fprintf(log, "%ld,%.4f,%ld,%.6g,%.6f,", step, (double)batches /
+                batcher_num_batches(bt), tokens, lr, loss);
+        if (evaluated) fprintf(log, "%.6f", val);
+        fprintf(log, ",%.4f,%.1f,%.3f\n", norm, tok_s, seconds_since(t0));
+        fflush(log);
+        double eta = budget > 0 ? budget - elapsed
+                                : elapsed / (double)step * (double)(o->steps - step);
+        progress_show(&prog, step, budget > 0 ? 0 : o->steps, loss, tok_s, eta, elapsed);
+    }
+    progress_clear(&prog);
+    if (step == 0) {
+        errorf(err, "no step was taken (interrupted or a budget too small); "
+                 "give more --steps or --minutes");
+        goto stop;
+    }
+    if (!evaluated && save_checkpoint(&m, o->out_dir, checksum, step, err)) goto stop;
+
+    // summary
+    int k = step < RECENT ? (int)step : RECENT;
+    double sum = 0;
+    for (int i = 0; i < k; i++) sum += recent[i];
+    r->steps = step;
+    r->final_train_loss = sum / k;
+    r->val_ppl = exp(r->best_val_loss);
+    r->seconds = seconds_since(t0);
+    r->tokens_per_s = (double)tokens / train_time;
+    r->peak_rss_mb = peak_rss_mb();
+    r->interrupted = stop_signal != 0;
+    if (write_summary(o, &cfg, r, err)) goto stop;
+    printf("fit: %ld steps in %.1f s, %.0f tokens/s, train loss %.4f -> %.4f, best val "
+           "loss %.4f (ppl %.2f), peak memory %.0f MB%s\n", step, r->seconds,
+           r->tokens_per_s, r->first_train_loss, r->final_train_loss, r->best_val_loss,
+           r->val_ppl, r->peak_rss_mb, r->interrupted ? ", interrupted" : "");
+    printf("fit: saved %s/model.safetensors\n", o->out_dir);
+    rc = 0;
+stop:
+    restore_signals(old_handlers);
+done:
+    if (log) fclose(log);
+    if (bt) batcher_free(bt);
+    model_free(&m);
+    dataset_close(&d);
+    return rc;
+}

@@ -1,0 +1,60 @@
+// run.h: one training run (`train fit`) and the run directory it leaves behind:
+//   log.csv            one row per step: step,epoch,tokens,lr,train_loss,val_loss,
+//                      grad_norm,tokens_per_s,seconds (val_loss empty where not evaluated)
+//   summary.json       config, parameter counts, losses, speed, peak memory
+//   model.safetensors  the weights, with the config and tokenizer checksum as metadata
+//   tokenizer.bin      a copy of the data's tokenizer
+#ifndef KF_RUN_H
+#define KF_RUN_H
+
+#include <stdint.h>
+#include "model.h"
+#include "tokenizer.h"
+
+typedef struct {
+    const char *data_dir, *out_dir;
+    Config cfg;              // the model; arch, V and maxT are taken from the data
+    int arch_set;            // cfg.arch was given and must match the data
+    int label_smoothing_set; // else 0.1 for seq2seq, 0 for lm
+    int max_len;             // longest sequence the model takes; 0: the data's max_len
+    long steps;              // budget in steps, unless
+    double minutes;          // a budget in minutes is given (> 0)
+    int batch_tokens;        // B * max(S, T) per batch
+    float lr;                // peak learning rate
+    int warmup;              // steps (at most 10% of the budget)
+    float weight_decay, clip; // clip 0: no clipping
+    uint64_t seed;           // initialization, dropout and data order
+    int eval_every;          // steps between validations (0: only at the end)
+    int eval_batches;        // validation batches per evaluation at most
+    int threads;             // for the record (the caller sets OpenMP)
+} FitOptions;
+
+typedef struct {
+    long steps;
+    size_t params, embed_params;
+    double compression;          // dense V*C over the embedding's parameters
+    double first_train_loss, final_train_loss;  // final: mean of the last 20 steps
+    double best_val_loss, val_ppl;              // NAN if never evaluated
+    double tokens_per_s, seconds, peak_rss_mb;
+    int interrupted;             // stopped early by SIGINT/SIGTERM (and saved)
+} FitResult;
+
+void fit_defaults(FitOptions *o);
+// Everything fit_run would refuse, checked without training or writing.
+int fit_check(const FitOptions *o, char *err);
+// Trains, writing the run directory. Returns 0 (also when interrupted, see
+// r->interrupted) or non-zero with a message.
+int fit_run(const FitOptions *o, FitResult *r, char *err);
+
+// Loads RUNDIR/model.safetensors and RUNDIR/tokenizer.bin (checked against the
+// checkpoint's tokenizer checksum) into a built model.
+int run_load(Model *m, Tokenizer **tok, const char *dir, char *err);
+
+// Peak resident memory of this process so far, in MB.
+double peak_rss_mb(void);
+double seconds_now(void);
+double seconds_since(double t0);
+// 1234567 -> "1,234,567" in out (32 bytes); returns out.
+const char *format_count(char *out, size_t x);
+
+#endif

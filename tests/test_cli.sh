@@ -1,0 +1,173 @@
+#!/bin/sh
+# tests/test_cli.sh: the train program end to end, on tiny data made on the fly in a
+# temporary directory: help, bad input (exit 2, nothing written), prepare, fit (the loss
+# falls), translate, encode/decode, compare, and the language-model path.
+# Run from the repository root after `make train`; prints "PASS name" / "FAIL name: why".
+
+TRAIN=${TRAIN:-./train}   # e.g. TRAIN=/tmp/train_asan sh tests/test_cli.sh
+T=$(mktemp -d) || exit 1
+trap 'rm -rf "$T"' EXIT
+FAILED=0
+
+pass() { echo "PASS $1"; }
+fail() { echo "FAIL $1: $2"; FAILED=1; }
+
+# expect_exit NAME CODE CMD...: runs CMD, stderr to $T/err; checks the exit code, and
+# for code 2 that stderr has the one-line "train: error:" message.
+expect_exit() {
+    name=$1; want=$2; shift 2
+    "$@" >"$T/out" 2>"$T/err"
+    got=$?
+    if [ "$got" -ne "$want" ]; then
+        fail "$name" "exit $got, expected $want; stderr: $(head -c 300 "$T/err")"
+    elif [ "$want" -eq 2 ] && ! grep -q '^train: error: ' "$T/err"; then
+        fail "$name" "no 'train: error:' line on stderr: $(head -c 300 "$T/err")"
+    else
+        pass "$name"
+    fi
+}
+
+# ---------------------------------------------------------------------------
+# tiny data: three digits in English -> the digits in German in reverse order, so the
+# model has to reorder; the German side has umlauts (UTF-8)
+awk -v src="$T/train.en" -v tgt="$T/train.de" 'BEGIN {
+    n = split("zero one two three four five six seven eight nine", en, " ");
+    split("null eins zwei drei vier fünf sechs sieben acht neun", de, " ");
+    for (i = 0; i < 400; i++) {
+        x = (i * 37 + 11) % 1000;
+        a = int(x / 100); b = int(x / 10) % 10; c = x % 10;
+        print en[a + 1] " " en[b + 1] " " en[c + 1] > src;
+        print de[c + 1] " " de[b + 1] " " de[a + 1] > tgt;
+    }
+}'
+head -n 399 "$T/train.de" >"$T/short.de"
+: >"$T/empty.txt"
+SMALL="--d-model 32 --heads 2 --ffn 64 --layers 1 --batch-tokens 400 --threads 1"
+
+# ---------------------------------------------------------------------------
+# help and bad flags
+
+expect_exit help 0 $TRAIN --help
+expect_exit help_fit 0 $TRAIN fit --help
+grep -q -- '--label-smoothing' "$T/out" && pass help_fit_documents_flags ||
+    fail help_fit_documents_flags "fit --help does not list --label-smoothing"
+expect_exit unknown_flag 2 $TRAIN fit --data "$T/d" --out "$T/r" --frobnicate 3
+grep -q 'frobnicate' "$T/err" && pass unknown_flag_named || fail unknown_flag_named "$(cat "$T/err")"
+expect_exit unknown_command 2 $TRAIN frobnicate
+expect_exit missing_value 2 $TRAIN prepare --src
+expect_exit non_numeric 2 $TRAIN fit --data "$T/d" --out "$T/r" --steps abc
+
+# ---------------------------------------------------------------------------
+# prepare
+
+expect_exit mismatched_lines 2 $TRAIN prepare --src "$T/train.en" --tgt "$T/short.de" --out "$T/bad"
+[ ! -e "$T/bad" ] && pass mismatched_writes_nothing || fail mismatched_writes_nothing "$T/bad was created"
+expect_exit empty_file 2 $TRAIN prepare --src "$T/empty.txt" --tgt "$T/empty.txt" --out "$T/bad"
+expect_exit missing_file 2 $TRAIN prepare --src "$T/nope.en" --tgt "$T/train.de" --out "$T/bad"
+[ ! -e "$T/bad" ] && pass bad_input_writes_nothing || fail bad_input_writes_nothing "$T/bad was created"
+expect_exit vocab_too_small 2 $TRAIN prepare --src "$T/train.en" --tgt "$T/train.de" --out "$T/bad" --vocab-size 100
+
+expect_exit prepare 0 $TRAIN prepare --src "$T/train.en" --tgt "$T/train.de" --out "$T/d" --vocab-size 300
+ok=1
+for f in tokenizer.bin train.src train.tgt valid.src valid.tgt dataset.txt; do
+    [ -s "$T/d/$f" ] || { ok=0; missing=$f; }
+done
+[ $ok -eq 1 ] && pass prepare_writes_all_files || fail prepare_writes_all_files "no $T/d/$missing"
+grep -q '^valid.src_sequences=20$' "$T/d/dataset.txt" && pass prepare_valid_fraction ||
+    fail prepare_valid_fraction "expected 20 of 400 lines held out: $(grep sequences "$T/d/dataset.txt")"
+grep -q 'bytes/token' "$T/out" && pass prepare_prints_statistics || fail prepare_prints_statistics "$(cat "$T/out")"
+
+# ---------------------------------------------------------------------------
+# encode / decode
+
+printf 'Straße, Größe: äöü ÄÖÜ ß €\nvier fünf\n\nplain ascii 123\n' >"$T/utf8.txt"
+$TRAIN encode --tokenizer "$T/d/tokenizer.bin" <"$T/utf8.txt" >"$T/ids.txt" 2>"$T/err" &&
+    $TRAIN decode --tokenizer "$T/d/tokenizer.bin" <"$T/ids.txt" >"$T/back.txt" 2>>"$T/err"
+cmp -s "$T/utf8.txt" "$T/back.txt" && pass encode_decode_round_trip ||
+    fail encode_decode_round_trip "decode(encode(x)) differs: $(cat "$T/back.txt" "$T/err")"
+[ "$(wc -l <"$T/ids.txt")" -eq 4 ] && pass encode_one_line_per_line || fail encode_one_line_per_line "$(cat "$T/ids.txt")"
+echo "5 300 7" >"$T/badids.txt"
+expect_exit decode_out_of_range 2 $TRAIN decode --tokenizer "$T/d/tokenizer.bin" <"$T/badids.txt"
+echo "5 x7" >"$T/badids.txt"
+expect_exit decode_not_a_number 2 $TRAIN decode --tokenizer "$T/d/tokenizer.bin" <"$T/badids.txt"
+
+# ---------------------------------------------------------------------------
+# fit
+
+expect_exit heads_not_dividing 2 $TRAIN fit --data "$T/d" --out "$T/r" --d-model 30 --heads 4 --steps 5
+expect_exit zero_steps 2 $TRAIN fit --data "$T/d" --out "$T/r" --steps 0
+expect_exit negative_lr 2 $TRAIN fit --data "$T/d" --out "$T/r" --lr -1
+expect_exit bad_embed 2 $TRAIN fit --data "$T/d" --out "$T/r" --embed kron:n=0
+expect_exit missing_data 2 $TRAIN fit --data "$T/nodata" --out "$T/r"
+[ ! -e "$T/r" ] && pass fit_bad_input_writes_nothing || fail fit_bad_input_writes_nothing "$T/r was created"
+
+expect_exit fit 0 $TRAIN fit --data "$T/d" --out "$T/r" $SMALL --steps 60 --lr 3e-3 --warmup 5 --eval-every 20 --dropout 0
+for f in log.csv summary.json model.safetensors tokenizer.bin; do
+    [ -s "$T/r/$f" ] && pass "fit_writes_$f" || fail "fit_writes_$f" "missing"
+done
+head -n 1 "$T/r/log.csv" | grep -q '^step,epoch,tokens,lr,train_loss,val_loss,grad_norm,tokens_per_s,seconds$' &&
+    pass fit_log_header || fail fit_log_header "$(head -n 1 "$T/r/log.csv")"
+# the loss of the first step against the mean of the last five
+awk -F, 'NR == 2 { first = $5 } NR > 1 { n++; l[n] = $5 }
+         END { for (i = n - 4; i <= n; i++) s += l[i]; last = s / 5;
+               printf "%s %s\n", first, last; exit !(n == 60 && last < 0.6 * first) }' \
+    "$T/r/log.csv" >"$T/losses" && pass fit_loss_falls || fail fit_loss_falls "first, last: $(cat "$T/losses")"
+[ "$(awk -F, 'NR > 1 && $6 != ""' "$T/r/log.csv" | wc -l)" -eq 3 ] && pass fit_val_every ||
+    fail fit_val_every "expected val_loss at steps 20, 40, 60"
+grep -q '"best_val_loss": [0-9]' "$T/r/summary.json" && pass fit_summary || fail fit_summary "$(cat "$T/r/summary.json")"
+
+# a failing run leaves the existing checkpoint alone
+cksum <"$T/r/model.safetensors" >"$T/sum1"
+expect_exit failing_run 2 $TRAIN fit --data "$T/d" --out "$T/r" $SMALL --heads 3 --steps 5
+cksum <"$T/r/model.safetensors" >"$T/sum2"
+cmp -s "$T/sum1" "$T/sum2" && pass checkpoint_kept || fail checkpoint_kept "model.safetensors changed"
+
+# ---------------------------------------------------------------------------
+# translate
+
+head -n 7 "$T/train.en" >"$T/in.en"
+expect_exit translate 0 $TRAIN translate --model "$T/r" --threads 1 <"$T/in.en"
+[ "$(wc -l <"$T/out")" -eq 7 ] && pass translate_one_line_per_input ||
+    fail translate_one_line_per_input "$(wc -l <"$T/out") lines for 7"
+expect_exit translate_no_checkpoint 2 $TRAIN translate --model "$T/d" <"$T/in.en"
+mkdir "$T/corrupt" && cp "$T/r/tokenizer.bin" "$T/corrupt/" &&
+    head -c 1000 "$T/r/model.safetensors" >"$T/corrupt/model.safetensors"
+expect_exit translate_corrupt_checkpoint 2 $TRAIN translate --model "$T/corrupt" <"$T/in.en"
+
+# ---------------------------------------------------------------------------
+# compare
+
+expect_exit compare 0 $TRAIN compare --data "$T/d" --out "$T/cmp" --embed dense --embed kronxs:n=2,r=2 \
+    $SMALL --steps 10 --eval-every 5
+[ "$(grep -c -e '^| dense ' -e '^| kronxs_n2_r2 ' "$T/cmp/summary.md")" -eq 2 ] && pass compare_summary_rows ||
+    fail compare_summary_rows "$(cat "$T/cmp/summary.md")"
+grep -q '<svg' "$T/cmp/loss.svg" && grep -q '</svg>' "$T/cmp/loss.svg" && pass compare_plot ||
+    fail compare_plot "loss.svg missing or incomplete"
+[ -s "$T/cmp/kronxs_n2_r2/model.safetensors" ] && pass compare_run_dirs || fail compare_run_dirs "no kronxs_n2_r2/model.safetensors"
+expect_exit compare_bad_spec 2 $TRAIN compare --data "$T/d" --out "$T/cmp2" --embed dense --embed kronxs:n=1,r=0 --steps 2
+[ ! -e "$T/cmp2" ] && pass compare_bad_spec_writes_nothing || fail compare_bad_spec_writes_nothing "$T/cmp2 was created"
+
+# ---------------------------------------------------------------------------
+# language model: prepare --text, fit, sample
+
+for i in 1 2 3 4 5 6 7 8; do
+    echo "der hund läuft über die straße und die katze schläft im haus."
+    echo "the dog runs across the street and the cat sleeps in the house."
+done >"$T/lm.txt"
+expect_exit lm_prepare 0 $TRAIN prepare --text "$T/lm.txt" --out "$T/lmd" --max-len 16 --vocab-size 280 --valid-fraction 0.2
+[ -s "$T/lmd/train.lm" ] && [ -s "$T/lmd/valid.lm" ] && grep -q '^arch=lm$' "$T/lmd/dataset.txt" &&
+    pass lm_prepare_files || fail lm_prepare_files "missing train.lm/valid.lm or arch=lm"
+mkdir "$T/mixed" && cp "$T/d/"* "$T/mixed/" && cp "$T/lmd/tokenizer.bin" "$T/mixed/"
+expect_exit fit_refuses_other_tokenizer 2 $TRAIN fit --data "$T/mixed" --out "$T/rm" --steps 2
+grep -q 'tokenizer' "$T/err" && [ ! -e "$T/rm" ] && pass fit_tokenizer_named ||
+    fail fit_tokenizer_named "$(cat "$T/err")"
+expect_exit lm_fit 0 $TRAIN fit --data "$T/lmd" --out "$T/lmr" $SMALL --steps 30 --lr 3e-3 --warmup 3
+grep -q '"arch": "lm"' "$T/lmr/summary.json" && grep -q '"Le": 0' "$T/lmr/summary.json" &&
+    pass lm_fit_summary || fail lm_fit_summary "$(head -n 3 "$T/lmr/summary.json")"
+expect_exit lm_sample 0 $TRAIN sample --model "$T/lmr" --prompt "der hund" --tokens 20 --threads 1
+[ "$(head -c 8 "$T/out")" = "der hund" ] && [ "$(wc -c <"$T/out")" -gt 12 ] && pass lm_sample_text ||
+    fail lm_sample_text "$(cat "$T/out")"
+expect_exit sample_needs_lm 2 $TRAIN sample --model "$T/r" --tokens 5
+expect_exit translate_needs_seq2seq 2 $TRAIN translate --model "$T/lmr" <"$T/in.en"
+
+exit $FAILED

@@ -1,0 +1,797 @@
+// train.c: the command line of kronformer.
+//
+//   ./train                      the demo: toy data, a two-minute run, translations
+//   ./train prepare ...          text -> tokenizer and token files      (prepare.c)
+//   ./train fit ...              train a model                          (run.c)
+//   ./train translate / sample   use it                                 (generate.c)
+//   ./train encode / decode      the tokenizer on its own
+//   ./train compare ...          several embeddings, one table, one plot (compare.c)
+//
+// This file holds the help texts, the flag parsing and the demo. Every flag is checked
+// before anything is written; bad input ends with one line "train: error: ..." on
+// stderr and exit status 2.
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+#include "model.h"
+#include "tokenizer.h"
+#include "data/toydata.h"
+#include "fileio.h"
+#include "prepare.h"
+#include "run.h"
+#include "generate.h"
+#include "compare.h"
+
+// ----------------------------------------------------------------------------
+// errors and help
+
+static const char *command = "";   // the subcommand, for messages
+
+static void error_exit(const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "train: error: ");
+    vfprintf(stderr, fmt, ap);
+    fprintf(stderr, "\n");
+    va_end(ap);
+    exit(2);
+}
+
+static void error_usage(const char *flag) {
+    error_exit("unknown flag '%s' for `train%s%s`; see ./train %s%s--help", flag,
+               *command ? " " : "", command, command, *command ? " " : "");
+}
+
+static const char *HELP_MAIN =
+"kronformer: a small encoder-decoder Transformer (or language model) trained on the CPU.\n"
+"\n"
+"usage: ./train [COMMAND] [FLAGS]      ./train COMMAND --help for its flags\n"
+"\n"
+"  (no command)  the demo: writes a toy English->German number translation set to\n"
+"                data/toy/ (if missing), prepares it into runs/toy-data/, trains a\n"
+"                small model for about two minutes into runs/default/, then translates\n"
+"                the held-out test set and prints the exact-match rate\n"
+"  demo          the same, with --minutes M and --threads N\n"
+"  prepare       text files -> tokenizer and token files (a data directory)\n"
+"  fit           train a model on a data directory into a run directory\n"
+"  translate     translate lines from stdin with a trained seq2seq model\n"
+"  sample        continue a prompt with a trained language model (lm)\n"
+"  encode        text lines on stdin -> token ids on stdout\n"
+"  decode        token ids on stdin -> text lines on stdout\n"
+"  compare       train one configuration with several embeddings; table and plot\n"
+"\n"
+"example:\n"
+"  ./train prepare --src train.en --tgt train.de --out runs/data\n"
+"  ./train fit --data runs/data --out runs/base --minutes 30\n"
+"  echo 'a dog runs' | ./train translate --model runs/base\n"
+"\n"
+"Bad input prints one line 'train: error: ...' and exits with status 2, writing\n"
+"nothing. Ctrl-C (or SIGTERM) stops fit and compare cleanly: the current step\n"
+"finishes, the checkpoint and summary are saved, the exit status is 130.\n";
+
+static const char *HELP_DEMO =
+"usage: ./train [demo [--minutes M] [--threads N]]\n"
+"\n"
+"The embedded demo, in four steps:\n"
+"  1. data/toy/{train,valid,test}.{en,de}: 20000/500/500 English->German number\n"
+"     translations (\"three hundred forty-two\" -> \"dreihundertzweiundvierzig\"),\n"
+"     generated with seed 1 if data/toy/ lacks them\n"
+"  2. runs/toy-data/: a 400-id BPE tokenizer and token files (skipped when already\n"
+"     prepared by the same recipe)\n"
+"  3. runs/default/: a small model (d_model 64, 4 heads, ffn 256, 2+2 layers, no\n"
+"     dropout, batches of 1000 tokens, lr 2e-3) trained for --minutes (default 2), as\n"
+"     `train fit` would\n"
+"  4. greedy translation of data/toy/test.en: 8 examples beside the references, and\n"
+"     the exact-match rate over the whole test set\n"
+"\n"
+"  --minutes M   training budget (default 2)\n"
+"  --threads N   OpenMP threads (default: all cores)\n";
+
+static const char *HELP_PREPARE =
+"usage: ./train prepare (--src FILE --tgt FILE | --tsv FILE | --text FILE) --out DIR [FLAGS]\n"
+"\n"
+"Turns text into a data directory for `train fit`: DIR/tokenizer.bin, token files\n"
+"(DIR/train.src train.tgt valid.src valid.tgt, or DIR/train.lm valid.lm) and\n"
+"DIR/dataset.txt (key=value: arch, vocab_size, max_len, counts, the recipe). Prints\n"
+"lines, tokens, mean and max tokens per line, lines truncated and bytes per token per\n"
+"file, and the tokenizer's training time.\n"
+"\n"
+"input, translation (seq2seq):\n"
+"  --src FILE --tgt FILE   two line-aligned files: line i of --tgt translates line i\n"
+"  --tsv FILE              source<TAB>target on each line (further columns ignored)\n"
+"  --valid-src FILE --valid-tgt FILE\n"
+"                          a validation set; else one is held out of the training\n"
+"                          lines at random:\n"
+"  --valid-fraction F      fraction held out (default 0.05, in (0, 0.5]; at least one)\n"
+"input, language model (lm):\n"
+"  --text FILE             one text, encoded as one stream of tokens and cut into\n"
+"                          chunks of --max-len tokens; --valid-fraction of the chunks\n"
+"                          is held out. Implies --arch lm.\n"
+"  --arch seq2seq|lm       checked against the input form (default: from it)\n"
+"\n"
+"output and tokenizer:\n"
+"  --out DIR               directory to write (created if needed; required)\n"
+"  --vocab-size N          BPE vocabulary, >= 259 (256 bytes and <pad> <bos> <eos>);\n"
+"                          default min(8000, 259 + training bytes / 500). The\n"
+"                          tokenizer learns from the training sources and targets\n"
+"                          (lm: the whole text); it stops early when no pair repeats.\n"
+"  --tokenizer FILE        reuse this tokenizer.bin instead of training one\n"
+"  --max-len N             tokens per line (lm: per chunk), default 128; longer lines\n"
+"                          are truncated, and counted in the statistics\n"
+"  --seed S                seed of the validation split (default 1)\n";
+
+static void print_fit_flags(void) {
+    FitOptions d;
+    fit_defaults(&d);
+    const Config *c = &d.cfg;
+    printf(
+"data, budget and output:\n"
+"  --data DIR              a directory made by `train prepare` (required)\n"
+"  --steps N               training steps (default %ld), or\n"
+"  --minutes M             a time budget; the schedule follows elapsed / budget\n"
+"  --arch seq2seq|lm       must match the data (default: the data's)\n"
+"  --max-len N             longest sequence the model takes (default: the data's\n"
+"                          max_len; must cover the data's longest line)\n"
+"model:\n"
+"  --d-model C             width (default %d)\n"
+"  --layers N              encoder and decoder layers (default %d; lm: the decoder)\n"
+"  --enc-layers N, --dec-layers N   each stack on its own\n"
+"  --heads NH              attention heads, must divide d_model (default %d)\n"
+"  --ffn F                 feed-forward width (default %d)\n"
+"  --embed SPEC            input embedding (default %s):\n"
+"                            dense\n"
+"                            kron:n=N,r=R[,q=Q1x..xQN]        word2ket\n"
+"                            kronxs:n=N,r=R[,q=..][,t=T1x..xTN]  word2ketXS\n"
+"  --tie / --no-tie        output projection = embedding table (default %s)\n"
+"  --dropout P             on attention and residual branches (default %g)\n"
+"  --label-smoothing E     (default %g for seq2seq, 0 for lm)\n"
+"optimization:\n"
+"  --batch-tokens N        B * max(S, T) per batch (default %d)\n"
+"  --lr LR                 peak learning rate (default %g): linear warmup, then cosine\n"
+"                          decay to LR/10 at the end of the budget\n"
+"  --warmup N              warmup steps (default %d; at most 10%% of the budget)\n"
+"  --weight-decay W        AdamW, decoupled, not on gains and biases (default %g)\n"
+"  --clip G                gradient norm clip, 0 = off (default %g)\n"
+"  --seed S                initialization, dropout and data order (default %llu)\n"
+"  --eval-every N          validate and save every N steps, 0 = only at the end\n"
+"                          (default %d); validation: no dropout, no label smoothing,\n"
+"                          at most --eval-batches batches (default %d)\n"
+"  --threads N             OpenMP threads (default: all cores)\n",
+        d.steps, c->C, c->Le, c->NH, c->F, c->embed, c->tie ? "tied" : "untied",
+        c->dropout, c->label_smoothing, d.batch_tokens, d.lr, d.warmup, d.weight_decay,
+        d.clip, (unsigned long long)d.seed, d.eval_every, d.eval_batches);
+}
+
+static void help_fit(void) {
+    printf(
+"usage: ./train fit --data DIR --out RUNDIR [--steps N | --minutes M] [FLAGS]\n"
+"\n"
+"Trains a model and writes RUNDIR/:\n"
+"  log.csv            step,epoch,tokens,lr,train_loss,val_loss,grad_norm,tokens_per_s,\n"
+"                     seconds (one row per step; val_loss empty where not evaluated;\n"
+"                     tokens: target tokens so far; tokens_per_s: excludes validation)\n"
+"  summary.json       config, parameters (total, embedding, compression vs dense V*C),\n"
+"                     first and final train loss (mean of the last 20 steps), best\n"
+"                     val loss, val perplexity, tokens/s, seconds, steps, peak RSS\n"
+"  model.safetensors  the weights, saved at every validation and at the end; metadata:\n"
+"                     the config and the tokenizer checksum\n"
+"  tokenizer.bin      the data's tokenizer, so that translate needs only RUNDIR\n"
+"Progress goes to stderr (one updating line on a terminal); Ctrl-C saves and exits 130.\n"
+"\n");
+    print_fit_flags();
+}
+
+static void help_compare(void) {
+    printf(
+"usage: ./train compare --data DIR --embed SPEC [--embed SPEC ...] --out RUNS [FLAGS]\n"
+"\n"
+"Trains the same model once per --embed, with the same seed, data order and\n"
+"hyperparameters, one after the other, each in its own process (its peak memory is\n"
+"measured alone; a crash loses only that run). Writes RUNS/<name>/ as `train fit`\n"
+"does (name from the spec: kronxs:n=2,r=8 -> kronxs_n2_r8), then RUNS/summary.md (a\n"
+"table: params, embedding params, compression, final train loss, best val loss, val\n"
+"perplexity, tokens/s, peak RSS) and RUNS/loss.svg (loss against step and seconds).\n"
+"Exit status: 0, 1 if a run failed, 2 on bad input, 130 if interrupted.\n"
+"\n"
+"Every flag of `train fit` except --embed (repeated here) and --out:\n\n");
+    print_fit_flags();
+}
+
+static const char *HELP_TRANSLATE =
+"usage: ./train translate --model RUNDIR [--max-len N] [--batch N] [--threads N]\n"
+"\n"
+"Reads source lines on stdin, writes greedy translations on stdout, one per line, in\n"
+"order. Lines are grouped by length into batches; each batch is encoded once and\n"
+"decoded token by token (argmax) until every row has produced <eos>. Sources longer\n"
+"than the model's maximum length are truncated (with a warning). On a terminal each\n"
+"line is translated as soon as it is typed.\n"
+"\n"
+"  --model RUNDIR   a directory written by `train fit` (model.safetensors, tokenizer.bin)\n"
+"  --max-len N      most tokens per translation (default: the model's maximum)\n"
+"  --batch N        sentences per batch (default 32)\n"
+"  --threads N      OpenMP threads (default: all cores)\n";
+
+static const char *HELP_SAMPLE =
+"usage: ./train sample --model RUNDIR [--prompt TEXT] [--tokens N] [--temperature T]\n"
+"                      [--top-k K] [--seed S] [--threads N]\n"
+"\n"
+"Continues the prompt with a language model (a run trained on `prepare --text` data)\n"
+"and prints the prompt and the sample. The model sees <bos> and the last tokens that\n"
+"fit its maximum length.\n"
+"\n"
+"  --prompt TEXT       text to continue (default: empty)\n"
+"  --tokens N          tokens to sample (default 200)\n"
+"  --temperature T     softmax temperature, 0 = greedy (default 0.8)\n"
+"  --top-k K           sample among the K most likely tokens, 0 = all (default 40)\n"
+"  --seed S            (default 1)\n";
+
+static const char *HELP_ENCODE =
+"usage: ./train encode --tokenizer FILE    < text > ids\n"
+"       ./train decode --tokenizer FILE    < ids > text\n"
+"\n"
+"encode: each line of stdin (without its line ending) becomes one line of space-\n"
+"separated token ids. decode: the reverse; ids outside the vocabulary are an error\n"
+"(exit 2). FILE is a tokenizer.bin from `train prepare` or a run directory.\n";
+
+static int is_help(const char *a) {
+    return !strcmp(a, "--help") || !strcmp(a, "-h") || !strcmp(a, "help");
+}
+
+// ----------------------------------------------------------------------------
+// flag values
+
+// The value after flag argv[*i]; a following "--flag" is not a value.
+static const char *flag_value(int argc, char **argv, int *i) {
+    const char *flag = argv[*i];
+    if (*i + 1 >= argc || strncmp(argv[*i + 1], "--", 2) == 0)
+        error_exit("%s needs a value; see ./train %s --help", flag, command);
+    return argv[++*i];
+}
+
+static const char *path_value(int argc, char **argv, int *i) {
+    const char *flag = argv[*i], *v = flag_value(argc, argv, i);
+    if (*v == '\0' || strlen(v) > PATH_ARG_MAX)
+        error_exit("%s needs a path of 1 to %d characters", flag, PATH_ARG_MAX);
+    return v;
+}
+
+static long long_value(int argc, char **argv, int *i) {
+    const char *flag = argv[*i], *v = flag_value(argc, argv, i);
+    char *end;
+    long x = strtol(v, &end, 10);
+    if (*v == '\0' || *end != '\0' || x < -1000000000L || x > 1000000000L)
+        error_exit("%s expects an integer, got '%s'", flag, v);
+    return x;
+}
+
+static int int_value(int argc, char **argv, int *i) { return (int)long_value(argc, argv, i); }
+
+static double num_value(int argc, char **argv, int *i) {
+    const char *flag = argv[*i], *v = flag_value(argc, argv, i);
+    char *end;
+    double x = strtod(v, &end);
+    if (*v == '\0' || *end != '\0' || !isfinite(x))
+        error_exit("%s expects a number, got '%s'", flag, v);
+    return x;
+}
+
+static int arch_value(int argc, char **argv, int *i) {
+    const char *v = flag_value(argc, argv, i);
+    if (!strcmp(v, "seq2seq")) return ARCH_SEQ2SEQ;
+    if (!strcmp(v, "lm")) return ARCH_LM;
+    error_exit("--arch expects seq2seq or lm, got '%s'", v);
+    return 0;
+}
+
+// OpenMP threads: n > 0 sets them; returns the number in use.
+static int use_threads(int n) {
+#ifdef _OPENMP
+    if (n > 0) omp_set_num_threads(n);
+    return omp_get_max_threads();
+#else
+    (void)n;
+    return 1;
+#endif
+}
+
+// ----------------------------------------------------------------------------
+// fit
+
+// One flag of `fit` (and `compare`) at argv[*i]: 1 if it was one, else 0.
+static int fit_flag(FitOptions *o, int *budget_flags, int argc, char **argv, int *i) {
+    const char *a = argv[*i];
+    Config *c = &o->cfg;
+    if (!strcmp(a, "--data")) o->data_dir = path_value(argc, argv, i);
+    else if (!strcmp(a, "--steps")) { o->steps = long_value(argc, argv, i); (*budget_flags)++; }
+    else if (!strcmp(a, "--minutes")) {
+        o->minutes = num_value(argc, argv, i);
+        (*budget_flags)++;
+        if (!(o->minutes > 0)) error_exit("--minutes %g must be positive", o->minutes);
+    }
+    else if (!strcmp(a, "--arch")) { c->arch = arch_value(argc, argv, i); o->arch_set = 1; }
+    else if (!strcmp(a, "--max-len")) {
+        o->max_len = int_value(argc, argv, i);
+        if (o->max_len < 1) error_exit("--max-len %d must be at least 1", o->max_len);
+    }
+    else if (!strcmp(a, "--d-model")) c->C = int_value(argc, argv, i);
+    else if (!strcmp(a, "--layers")) c->Le = c->Ld = int_value(argc, argv, i);
+    else if (!strcmp(a, "--enc-layers")) c->Le = int_value(argc, argv, i);
+    else if (!strcmp(a, "--dec-layers")) c->Ld = int_value(argc, argv, i);
+    else if (!strcmp(a, "--heads")) c->NH = int_value(argc, argv, i);
+    else if (!strcmp(a, "--ffn")) c->F = int_value(argc, argv, i);
+    else if (!strcmp(a, "--tie")) c->tie = 1;
+    else if (!strcmp(a, "--no-tie")) c->tie = 0;
+    else if (!strcmp(a, "--dropout")) c->dropout = (float)num_value(argc, argv, i);
+    else if (!strcmp(a, "--label-smoothing")) {
+        c->label_smoothing = (float)num_value(argc, argv, i);
+        o->label_smoothing_set = 1;
+    }
+    else if (!strcmp(a, "--batch-tokens")) o->batch_tokens = int_value(argc, argv, i);
+    else if (!strcmp(a, "--lr")) o->lr = (float)num_value(argc, argv, i);
+    else if (!strcmp(a, "--warmup")) o->warmup = int_value(argc, argv, i);
+    else if (!strcmp(a, "--weight-decay")) o->weight_decay = (float)num_value(argc, argv, i);
+    else if (!strcmp(a, "--clip")) o->clip = (float)num_value(argc, argv, i);
+    else if (!strcmp(a, "--seed")) o->seed = (uint64_t)long_value(argc, argv, i);
+    else if (!strcmp(a, "--eval-every")) o->eval_every = int_value(argc, argv, i);
+    else if (!strcmp(a, "--eval-batches")) {
+        o->eval_batches = int_value(argc, argv, i);
+        if (o->eval_batches < 1) error_exit("--eval-batches %d must be at least 1", o->eval_batches);
+    }
+    else if (!strcmp(a, "--threads")) {
+        o->threads = int_value(argc, argv, i);
+        if (o->threads < 1) error_exit("--threads %d must be at least 1", o->threads);
+    }
+    else return 0;
+    return 1;
+}
+
+static void check_budget(int budget_flags) {
+    if (budget_flags > 1) error_exit("give --steps or --minutes, not both");
+}
+
+static int cmd_fit(int argc, char **argv) {
+    FitOptions o;
+    fit_defaults(&o);
+    int budget_flags = 0;
+    for (int i = 2; i < argc; i++) {
+        if (is_help(argv[i])) { help_fit(); return 0; }
+        if (!strcmp(argv[i], "--out")) o.out_dir = path_value(argc, argv, &i);
+        else if (!strcmp(argv[i], "--embed")) {
+            const char *v = flag_value(argc, argv, &i);
+            if (strlen(v) >= sizeof(o.cfg.embed)) error_exit("--embed spec is too long");
+            snprintf(o.cfg.embed, sizeof(o.cfg.embed), "%s", v);
+        }
+        else if (!fit_flag(&o, &budget_flags, argc, argv, &i)) error_usage(argv[i]);
+    }
+    check_budget(budget_flags);
+    if (!o.data_dir) error_exit("fit needs --data DIR, a directory made by `train prepare`");
+    if (!o.out_dir) error_exit("fit needs --out RUNDIR, where to write the run");
+    o.threads = use_threads(o.threads);
+    FitResult r;
+    char err[KF_ERRLEN];
+    if (fit_run(&o, &r, err)) error_exit("%s", err);
+    return r.interrupted ? 130 : 0;
+}
+
+static int cmd_compare(int argc, char **argv) {
+    FitOptions o;
+    fit_defaults(&o);
+    int budget_flags = 0, nspecs = 0;
+    const char **specs = malloc((size_t)argc * sizeof(char *));
+    const char *out = NULL;
+    if (!specs) error_exit("out of memory");
+    for (int i = 2; i < argc; i++) {
+        if (is_help(argv[i])) { help_compare(); free(specs); return 0; }
+        if (!strcmp(argv[i], "--out")) out = path_value(argc, argv, &i);
+        else if (!strcmp(argv[i], "--embed")) specs[nspecs++] = flag_value(argc, argv, &i);
+        else if (!fit_flag(&o, &budget_flags, argc, argv, &i)) error_usage(argv[i]);
+    }
+    check_budget(budget_flags);
+    if (!o.data_dir) error_exit("compare needs --data DIR, a directory made by `train prepare`");
+    if (!out) error_exit("compare needs --out RUNS, where to write the runs");
+    if (strlen(out) > PATH_ARG_MAX - 200) error_exit("--out path is too long");
+    o.threads = use_threads(o.threads);
+    char err[KF_ERRLEN];
+    int rc = compare_run(&o, specs, nspecs, out, err);
+    free(specs);
+    if (rc == 2) error_exit("%s", err);
+    return rc;
+}
+
+// ----------------------------------------------------------------------------
+// prepare
+
+static int cmd_prepare(int argc, char **argv) {
+    PrepareOptions o = {0};
+    o.valid_fraction = 0.05;
+    o.max_len = 128;
+    o.seed = 1;
+    int arch = -1, fraction_set = 0;
+    for (int i = 2; i < argc; i++) {
+        const char *a = argv[i];
+        if (is_help(a)) { fputs(HELP_PREPARE, stdout); return 0; }
+        if (!strcmp(a, "--src")) o.src = path_value(argc, argv, &i);
+        else if (!strcmp(a, "--tgt")) o.tgt = path_value(argc, argv, &i);
+        else if (!strcmp(a, "--tsv")) o.tsv = path_value(argc, argv, &i);
+        else if (!strcmp(a, "--text")) o.text = path_value(argc, argv, &i);
+        else if (!strcmp(a, "--valid-src")) o.valid_src = path_value(argc, argv, &i);
+        else if (!strcmp(a, "--valid-tgt")) o.valid_tgt = path_value(argc, argv, &i);
+        else if (!strcmp(a, "--valid-fraction")) {
+            o.valid_fraction = num_value(argc, argv, &i);
+            fraction_set = 1;
+        }
+        else if (!strcmp(a, "--arch")) arch = arch_value(argc, argv, &i);
+        else if (!strcmp(a, "--out")) o.out = path_value(argc, argv, &i);
+        else if (!strcmp(a, "--vocab-size")) o.vocab_size = int_value(argc, argv, &i);
+        else if (!strcmp(a, "--tokenizer")) o.tokenizer = path_value(argc, argv, &i);
+        else if (!strcmp(a, "--max-len")) o.max_len = int_value(argc, argv, &i);
+        else if (!strcmp(a, "--seed")) o.seed = (uint64_t)long_value(argc, argv, &i);
+        else error_usage(a);
+    }
+    // the input: exactly one form, consistent with --arch
+    int forms = (o.src || o.tgt) + (o.tsv != NULL) + (o.text != NULL);
+    if (forms != 1)
+        error_exit("give one input: --src FILE --tgt FILE, or --tsv FILE, or --text FILE");
+    if ((o.src != NULL) != (o.tgt != NULL))
+        error_exit("--src and --tgt go together: give both line-aligned files");
+    o.arch = o.text ? ARCH_LM : ARCH_SEQ2SEQ;
+    if (arch >= 0 && arch != o.arch)
+        error_exit("--arch %s does not match the input: --text is for lm, --src/--tgt and "
+                   "--tsv for seq2seq", arch == ARCH_LM ? "lm" : "seq2seq");
+    if ((o.valid_src != NULL) != (o.valid_tgt != NULL))
+        error_exit("--valid-src and --valid-tgt go together: give both");
+    if (o.valid_src && o.text)
+        error_exit("--valid-src/--valid-tgt are for translation; an lm holds out "
+                   "--valid-fraction of its chunks");
+    if (o.valid_src && fraction_set)
+        error_exit("give --valid-src/--valid-tgt or --valid-fraction, not both");
+    if (!(o.valid_fraction > 0 && o.valid_fraction <= 0.5))
+        error_exit("--valid-fraction %g must be in (0, 0.5]", o.valid_fraction);
+    if (!o.out) error_exit("prepare needs --out DIR, where to write the data");
+    if (o.tokenizer && o.vocab_size)
+        error_exit("give --tokenizer or --vocab-size, not both (a reused tokenizer has its size)");
+    if (o.vocab_size && (o.vocab_size < TOK_NBASE || o.vocab_size > 1000000))
+        error_exit("--vocab-size %d must be in [%d, 1000000] (the %d bytes and 3 special "
+                   "tokens come first)", o.vocab_size, TOK_NBASE, TOK_NBASE - 3);
+    if (o.max_len < (o.text ? 2 : 1) || o.max_len > 100000)
+        error_exit("--max-len %d must be in [%d, 100000]", o.max_len, o.text ? 2 : 1);
+    char err[KF_ERRLEN];
+    if (prepare_run(&o, err)) error_exit("%s", err);
+    return 0;
+}
+
+// ----------------------------------------------------------------------------
+// translate, sample
+
+static void load_run(Model *m, Tokenizer **tok, const char *dir) {
+    char err[KF_ERRLEN];
+    memset(m, 0, sizeof(*m));
+    if (run_load(m, tok, dir, err)) error_exit("%s", err);
+}
+
+// Translates n lines and prints the translations; returns the number of truncated ones.
+static int translate_print(Model *m, const Tokenizer *tok, char **lines, size_t *lens,
+                           int n, int batch, int max_len) {
+    char **out = malloc((size_t)(n ? n : 1) * sizeof(char *)), err[KF_ERRLEN];
+    int truncated = 0;
+    if (!out) error_exit("out of memory");
+    if (translate_lines(m, tok, lines, lens, n, batch, max_len, out, &truncated, err))
+        error_exit("%s", err);
+    for (int i = 0; i < n; i++) { puts(out[i]); free(out[i]); }
+    fflush(stdout);
+    free(out);
+    return truncated;
+}
+
+static int cmd_translate(int argc, char **argv) {
+    const char *dir = NULL;
+    int max_len = 0, batch = 32, threads = 0;
+    for (int i = 2; i < argc; i++) {
+        const char *a = argv[i];
+        if (is_help(a)) { fputs(HELP_TRANSLATE, stdout); return 0; }
+        if (!strcmp(a, "--model")) dir = path_value(argc, argv, &i);
+        else if (!strcmp(a, "--max-len")) {
+            max_len = int_value(argc, argv, &i);
+            if (max_len < 1) error_exit("--max-len %d must be at least 1", max_len);
+        }
+        else if (!strcmp(a, "--batch")) batch = int_value(argc, argv, &i);
+        else if (!strcmp(a, "--threads")) threads = int_value(argc, argv, &i);
+        else error_usage(a);
+    }
+    if (!dir) error_exit("translate needs --model RUNDIR, a directory written by `train fit`");
+    if (batch < 1 || batch > 100000) error_exit("--batch %d must be in [1, 100000]", batch);
+    if (threads < 0) error_exit("--threads %d must be at least 1", threads);
+    Model m;
+    Tokenizer *tok;
+    load_run(&m, &tok, dir);
+    if (max_len > m.cfg.maxT - 1)
+        error_exit("--max-len %d is longer than the model's maximum, %d", max_len, m.cfg.maxT - 1);
+    if (m.cfg.arch != ARCH_SEQ2SEQ)
+        error_exit("%s holds a language model (arch lm); use `train sample`", dir);
+    use_threads(threads);
+
+    // On a terminal, translate each line as it is typed; else in chunks of many lines,
+    // so that the batches group lines of similar length.
+    int chunk = isatty(fileno(stdin)) ? 1 : 4096, n = 0, truncated = 0;
+    char **lines = malloc((size_t)chunk * sizeof(char *));
+    size_t *lens = malloc((size_t)chunk * sizeof(size_t)), cap = 0;
+    char *line = NULL;
+    ssize_t len;
+    if (!lines || !lens) error_exit("out of memory");
+    while ((len = getline(&line, &cap, stdin)) >= 0) {
+        if (len > 0 && line[len - 1] == '\n') len--;
+        if (len > 0 && line[len - 1] == '\r') len--;
+        line[len] = '\0';
+        if (!(lines[n] = strdup(line))) error_exit("out of memory");
+        lens[n++] = (size_t)len;
+        if (n == chunk) {
+            truncated += translate_print(&m, tok, lines, lens, n, batch, max_len);
+            while (n > 0) free(lines[--n]);
+        }
+    }
+    truncated += translate_print(&m, tok, lines, lens, n, batch, max_len);
+    while (n > 0) free(lines[--n]);
+    if (truncated)
+        fprintf(stderr, "translate: %d source lines longer than %d tokens were truncated\n",
+                truncated, m.cfg.maxT - 1);
+    free(line);
+    free(lines);
+    free(lens);
+    tokenizer_free(tok);
+    model_free(&m);
+    return 0;
+}
+
+static int cmd_sample(int argc, char **argv) {
+    const char *dir = NULL, *prompt = "";
+    int ntokens = 200, top_k = 40, threads = 0;
+    double temperature = 0.8;
+    uint64_t seed = 1;
+    for (int i = 2; i < argc; i++) {
+        const char *a = argv[i];
+        if (is_help(a)) { fputs(HELP_SAMPLE, stdout); return 0; }
+        if (!strcmp(a, "--model")) dir = path_value(argc, argv, &i);
+        else if (!strcmp(a, "--prompt")) {
+            // a prompt may itself start with "--": take the next word as it is
+            if (i + 1 >= argc) error_exit("--prompt needs a value");
+            prompt = argv[++i];
+        }
+        else if (!strcmp(a, "--tokens")) ntokens = int_value(argc, argv, &i);
+        else if (!strcmp(a, "--temperature")) temperature = num_value(argc, argv, &i);
+        else if (!strcmp(a, "--top-k")) top_k = int_value(argc, argv, &i);
+        else if (!strcmp(a, "--seed")) seed = (uint64_t)long_value(argc, argv, &i);
+        else if (!strcmp(a, "--threads")) threads = int_value(argc, argv, &i);
+        else error_usage(a);
+    }
+    if (!dir) error_exit("sample needs --model RUNDIR, a directory written by `train fit`");
+    if (ntokens < 0 || ntokens > 1000000) error_exit("--tokens %d must be in [0, 1000000]", ntokens);
+    if (temperature < 0) error_exit("--temperature %g must be >= 0", temperature);
+    if (top_k < 0) error_exit("--top-k %d must be >= 0 (0 keeps every token)", top_k);
+    if (threads < 0) error_exit("--threads %d must be at least 1", threads);
+    Model m;
+    Tokenizer *tok;
+    load_run(&m, &tok, dir);
+    if (m.cfg.arch != ARCH_LM)
+        error_exit("%s holds a translation model (arch seq2seq); use `train translate`", dir);
+    use_threads(threads);
+    char err[KF_ERRLEN];
+    if (sample_lm(&m, tok, prompt, ntokens, (float)temperature, top_k, seed, stdout, err))
+        error_exit("%s", err);
+    tokenizer_free(tok);
+    model_free(&m);
+    return 0;
+}
+
+// ----------------------------------------------------------------------------
+// encode, decode
+
+// The tokenizer of --tokenizer FILE (a tokenizer.bin, or a directory holding one).
+static Tokenizer *tokenizer_arg(int argc, char **argv) {
+    const char *path = NULL;
+    for (int i = 2; i < argc; i++) {
+        if (is_help(argv[i])) { fputs(HELP_ENCODE, stdout); exit(0); }
+        if (!strcmp(argv[i], "--tokenizer")) path = path_value(argc, argv, &i);
+        else error_usage(argv[i]);
+    }
+    if (!path) error_exit("%s needs --tokenizer FILE (a tokenizer.bin from `train prepare`)", command);
+    char dirfile[PATH_CAP], err[KF_ERRLEN], err2[KF_ERRLEN];
+    Tokenizer *t = tokenizer_load(path, err);
+    path_join(dirfile, path, "tokenizer.bin");   // a data or run directory holds one
+    if (!t && file_exists(dirfile) && !(t = tokenizer_load(dirfile, err2))) error_exit("%s", err2);
+    if (!t) error_exit("%s", err);
+    return t;
+}
+
+static int cmd_encode(int argc, char **argv) {
+    Tokenizer *t = tokenizer_arg(argc, argv);
+    char *line = NULL;
+    size_t cap = 0, idcap = 0;
+    int *ids = NULL;
+    ssize_t len;
+    while ((len = getline(&line, &cap, stdin)) >= 0) {
+        if (len > 0 && line[len - 1] == '\n') len--;
+        if (len > 0 && line[len - 1] == '\r') len--;
+        if ((size_t)len + 1 > idcap) {   // a token covers at least one byte
+            idcap = (size_t)len + 1;
+            if (!(ids = realloc(ids, idcap * sizeof(int)))) error_exit("out of memory");
+        }
+        size_t n = tokenizer_encode(t, line, (size_t)len, ids, idcap);
+        for (size_t i = 0; i < n; i++) printf(i ? " %d" : "%d", ids[i]);
+        putchar('\n');
+    }
+    free(line);
+    free(ids);
+    tokenizer_free(t);
+    return 0;
+}
+
+static int cmd_decode(int argc, char **argv) {
+    Tokenizer *t = tokenizer_arg(argc, argv);
+    char *line = NULL, *text = NULL, err[KF_ERRLEN];
+    size_t cap = 0, textcap = 0;
+    int *ids = NULL;
+    long lineno = 0;
+    while (getline(&line, &cap, stdin) >= 0) {
+        lineno++;
+        // parse the ids: at most one per two bytes of the line
+        if (!(ids = realloc(ids, (strlen(line) / 2 + 1) * sizeof(int)))) error_exit("out of memory");
+        size_t n = 0;
+        for (char *p = line, *end;; p = end) {
+            while (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r') p++;
+            if (*p == '\0') break;
+            long id = strtol(p, &end, 10);
+            if (end == p || (*end && *end != ' ' && *end != '\t' && *end != '\n' && *end != '\r'))
+                error_exit("line %ld: '%.20s' is not a token id; decode reads space-separated "
+                           "integers", lineno, p);
+            if (id < 0 || id >= tokenizer_vocab_size(t))
+                error_exit("line %ld: token id %ld is outside the vocabulary [0, %d); was it "
+                           "made by another tokenizer?", lineno, id, tokenizer_vocab_size(t));
+            ids[n++] = (int)id;
+        }
+        long need = tokenizer_decode(t, ids, n, text, textcap, err);
+        if (need < 0) error_exit("line %ld: %s", lineno, err);
+        if ((size_t)need > textcap) {
+            textcap = (size_t)need;
+            if (!(text = realloc(text, textcap))) error_exit("out of memory");
+            tokenizer_decode(t, ids, n, text, textcap, err);
+        }
+        fwrite(text, 1, (size_t)need, stdout);
+        putchar('\n');
+    }
+    free(line);
+    free(ids);
+    free(text);
+    tokenizer_free(t);
+    return 0;
+}
+
+// ----------------------------------------------------------------------------
+// the demo
+
+#define TOY_DIR "data/toy"
+#define TOY_DATA "runs/toy-data"
+#define TOY_RUN "runs/default"
+
+// The demo's data recipe and model, chosen for the best exact match on the toy test set
+// within two minutes on two cores: a small model taking many steps beats a larger one
+// taking few (d_model 128 with lr 1e-3: 300 steps, 0% exact; this one: about 1400 steps,
+// 99-100%; with lr 3e-3 the loss sometimes stalls for hundreds of steps).
+static void demo_options(PrepareOptions *p, FitOptions *f, double minutes) {
+    memset(p, 0, sizeof(*p));
+    p->arch = ARCH_SEQ2SEQ;
+    p->src = TOY_DIR "/train.en";
+    p->tgt = TOY_DIR "/train.de";
+    p->valid_src = TOY_DIR "/valid.en";
+    p->valid_tgt = TOY_DIR "/valid.de";
+    p->out = TOY_DATA;
+    p->vocab_size = 400;
+    p->max_len = 64;
+    p->seed = 1;
+    fit_defaults(f);
+    f->data_dir = TOY_DATA;
+    f->out_dir = TOY_RUN;
+    f->minutes = minutes;
+    f->cfg.C = 64;
+    f->cfg.NH = 4;
+    f->cfg.F = 256;
+    f->cfg.Le = f->cfg.Ld = 2;
+    f->cfg.dropout = 0.0f;     // the data is clean and plentiful for the budget
+    f->batch_tokens = 1000;
+    f->lr = 2e-3f;
+    f->warmup = 200;
+    f->eval_every = 500;
+}
+
+static int cmd_demo(int argc, char **argv, int first) {
+    double minutes = 2;
+    int threads = 0;
+    for (int i = first; i < argc; i++) {
+        const char *a = argv[i];
+        if (is_help(a)) { fputs(HELP_DEMO, stdout); return 0; }
+        if (!strcmp(a, "--minutes")) minutes = num_value(argc, argv, &i);
+        else if (!strcmp(a, "--threads")) threads = int_value(argc, argv, &i);
+        else error_usage(a);
+    }
+    if (!(minutes > 0)) error_exit("--minutes %g must be positive", minutes);
+    if (threads < 0) error_exit("--threads %d must be at least 1", threads);
+    PrepareOptions p;
+    FitOptions f;
+    demo_options(&p, &f, minutes);
+    f.threads = use_threads(threads);
+    char err[KF_ERRLEN];
+
+    printf("== 1. data: %s/\n", TOY_DIR);
+    if (!file_exists(TOY_DIR "/train.en") || !file_exists(TOY_DIR "/train.de") ||
+        !file_exists(TOY_DIR "/valid.en") || !file_exists(TOY_DIR "/valid.de") ||
+        !file_exists(TOY_DIR "/test.en") || !file_exists(TOY_DIR "/test.de")) {
+        if (toy_generate(TOY_DIR, 1, 20000, 500, 500, err)) error_exit("%s", err);
+        printf("wrote 20000 training, 500 validation and 500 test pairs\n");
+    } else {
+        printf("present\n");
+    }
+    printf("\n== 2. tokens: %s/\n", TOY_DATA);
+    if (prepare_is_current(&p)) printf("already prepared by the same recipe\n");
+    else if (prepare_run(&p, err)) error_exit("%s", err);
+
+    printf("\n== 3. training: %s/ (%g minutes, %d threads)\n", TOY_RUN, minutes, f.threads);
+    fflush(stdout);
+    FitResult r;
+    if (fit_run(&f, &r, err)) error_exit("%s", err);
+    if (r.interrupted) return 130;
+
+    printf("\n== 4. translating %s/test.en\n", TOY_DIR);
+    Lines en, de;
+    if (lines_read(&en, TOY_DIR "/test.en", err) || lines_read(&de, TOY_DIR "/test.de", err))
+        error_exit("%s", err);
+    if (en.n != de.n) error_exit("%s/test.en and test.de differ in length; delete %s/", TOY_DIR, TOY_DIR);
+    Model m;
+    Tokenizer *tok;
+    load_run(&m, &tok, TOY_RUN);
+    char **out = malloc(en.n * sizeof(char *));
+    int truncated;
+    if (!out) error_exit("out of memory");
+    double t0 = seconds_now();
+    if (translate_lines(&m, tok, en.line, en.len, (int)en.n, 64, 0, out, &truncated, err))
+        error_exit("%s", err);
+    double secs = seconds_since(t0);
+    int exact = 0;
+    for (size_t i = 0; i < en.n; i++) exact += strcmp(out[i], de.line[i]) == 0;
+    for (size_t i = 0; i < en.n && i < 8; i++)
+        printf("%s %s\n    -> %s\n   ref %s\n", strcmp(out[i], de.line[i]) ? "  " : "ok",
+               en.line[i], out[i], de.line[i]);
+    printf("\nexact match: %d of %zu test sentences (%.1f%%), translated in %.1f s\n", exact,
+           en.n, 100.0 * exact / (double)en.n, secs);
+    printf("try: echo 'four hundred twelve thousand nine' | ./train translate --model %s\n", TOY_RUN);
+    for (size_t i = 0; i < en.n; i++) free(out[i]);
+    free(out);
+    lines_free(&en);
+    lines_free(&de);
+    tokenizer_free(tok);
+    model_free(&m);
+    return 0;
+}
+
+// ----------------------------------------------------------------------------
+
+int main(int argc, char **argv) {
+    if (argc < 2) return cmd_demo(argc, argv, 1);
+    command = argv[1];
+    if (is_help(command)) { fputs(HELP_MAIN, stdout); return 0; }
+    if (!strcmp(command, "demo")) return cmd_demo(argc, argv, 2);
+    if (!strcmp(command, "prepare")) return cmd_prepare(argc, argv);
+    if (!strcmp(command, "fit")) return cmd_fit(argc, argv);
+    if (!strcmp(command, "translate")) return cmd_translate(argc, argv);
+    if (!strcmp(command, "sample")) return cmd_sample(argc, argv);
+    if (!strcmp(command, "encode")) return cmd_encode(argc, argv);
+    if (!strcmp(command, "decode")) return cmd_decode(argc, argv);
+    if (!strcmp(command, "compare")) return cmd_compare(argc, argv);
+    if (command[0] == '-') { command = ""; error_usage(argv[1]); }
+    error_exit("unknown command '%s'; see ./train --help", command);
+    return 2;
+}
