@@ -1,0 +1,358 @@
+// matmul.c: the three matrix products of training (see matmul.h), in the GotoBLAS/BLIS
+// structure. All three are one product C(i,j) (+)= sum_k A(i,k) B(k,j) that differ only
+// in the strides through which A and B are read, so one driver serves them all. Each
+// thread owns one rectangular block of C and computes it as
+//
+//   for each NC-wide column block                           (B panel in L3)
+//     for each KC-deep slice of K, in order                  (fixed summation order)
+//       pack B[KC, NC] into NR-wide micro-panels
+//       for each MC-tall row block                           (A block in L2)
+//         pack A[MC, KC] into MR-tall micro-panels
+//         for each NR-wide, then MR-tall tile:                (B micro-panel in L1)
+//           micro-kernel: KC outer products of MR x NR, accumulated in registers
+//
+// Packing copies the operands into exactly the order the micro-kernel reads them, so
+// the transposes cost nothing beyond the copy, and zero-pads ragged edges so that the
+// micro-kernel always computes a full tile. Every element of C is summed over k in the
+// same order whatever the tiling, so the result does not depend on the number of threads.
+#include <stdlib.h>
+#include <string.h>
+#include "matmul.h"
+
+#ifdef _OPENMP
+#include <omp.h>
+#define OMP_PRAGMA_(x) _Pragma(#x)
+#define OMP(x) OMP_PRAGMA_(omp x)
+#else
+#define OMP(x)
+#endif
+
+#if defined(__AVX2__) && defined(__FMA__) && !defined(KF_DOUBLE)
+#include <immintrin.h>
+#define MM_AVX2 1
+#endif
+
+// Register tile MR x NR: 6 x 16 floats = 12 AVX2 accumulators, plus two B vectors and a
+// broadcast A value, fits the 16 ymm registers. KC x NR of B (16 KB) stays in L1, MC x KC
+// of A (144 KB) in L2, KC x NC of B (at most 4 MB per thread) in L3. MC is a multiple of
+// MR, NC of NR. (Float sizes; the double build keeps the same shapes.)
+#define MR 6
+#define NR 16
+#define KC 256
+#define MC 144
+#define NC 4080
+// Each thread gets at least this many multiply-adds (a few microseconds), else fewer
+// threads are used: starting them and packing twice would cost more than they gain.
+#define MM_THREAD_MIN (1 << 18)
+
+static inline int imin(int a, int b) { return a < b ? a : b; }
+static inline int ceil_div(int a, int b) { return (a + b - 1) / b; }
+static inline int round_up(int a, int b) { return ceil_div(a, b) * b; }
+
+const char *mm_kernel_name(void) {
+#ifdef MM_AVX2
+    return "avx2-fma";
+#else
+    return "portable";
+#endif
+}
+
+// ----------------------------------------------------------------------------
+// packing
+
+// Packing a matrix whose columns are contiguous goes PACK_P columns at a time.
+#define PACK_P 8
+#ifdef MM_AVX2
+static inline void prefetch(const void *p) { _mm_prefetch((const char *)p, _MM_HINT_T0); }
+#else
+static inline void prefetch(const void *p) { (void)p; }
+#endif
+
+#ifdef MM_AVX2
+// In-register transpose of the 8 x 8 block whose rows are v[0..7].
+static inline void transpose8(__m256 v[8]) {
+    __m256 t[8], s[8];
+    for (int i = 0; i < 8; i += 2) {
+        t[i] = _mm256_unpacklo_ps(v[i], v[i + 1]);     // v_i0 v_i+1,0 v_i1 v_i+1,1 | cols 4,5
+        t[i + 1] = _mm256_unpackhi_ps(v[i], v[i + 1]); // cols 2,3 | cols 6,7
+    }
+    for (int i = 0; i < 8; i += 4) {
+        s[i] = _mm256_shuffle_ps(t[i], t[i + 2], _MM_SHUFFLE(1, 0, 1, 0));     // col 0 | 4
+        s[i + 1] = _mm256_shuffle_ps(t[i], t[i + 2], _MM_SHUFFLE(3, 2, 3, 2)); // col 1 | 5
+        s[i + 2] = _mm256_shuffle_ps(t[i + 1], t[i + 3], _MM_SHUFFLE(1, 0, 1, 0)); // col 2 | 6
+        s[i + 3] = _mm256_shuffle_ps(t[i + 1], t[i + 3], _MM_SHUFFLE(3, 2, 3, 2)); // col 3 | 7
+    }
+    for (int i = 0; i < 4; i++) {
+        v[i] = _mm256_permute2f128_ps(s[i], s[i + 4], 0x20);
+        v[i + 4] = _mm256_permute2f128_ps(s[i], s[i + 4], 0x31);
+    }
+}
+
+// Stores the first w (1..8) lanes of v at d.
+static inline void store_lanes(float *d, __m256 v, int w) {
+    if (w == 8) { _mm256_storeu_ps(d, v); return; }
+    __m128 x = _mm256_castps256_ps128(v);
+    if (w >= 4) { _mm_storeu_ps(d, x); x = _mm256_extractf128_ps(v, 1); d += 4; w -= 4; }
+    if (w >= 2) { _mm_storel_pi((__m64 *)d, x); x = _mm_movehl_ps(x, x); d += 2; w -= 2; }
+    if (w) _mm_store_ss(d, x);
+}
+
+// The transposing copy below for s_p = 1, 8 x 8 blocks at a time through registers,
+// fetching ahead the same part of the next `ahead` rows (the next panel); returns how
+// many p it packed (kc rounded down to 8).
+static int pack_panel_avx2(float *restrict dst, const float *restrict x, ptrdiff_t s_r,
+                           int n, int ahead, int kc, int W) {
+    int p = 0;
+    for (; p + 8 <= kc; p += 8) {
+        for (int r = 0; r < ahead; r++) prefetch(x + (W + r) * s_r + p);
+        for (int g = 0; g < W; g += 8) { // rows g..g+7 of the panel
+            __m256 v[8];
+            for (int r = 0; r < 8; r++)
+                v[r] = g + r < n ? _mm256_loadu_ps(x + (g + r) * s_r + p) : _mm256_setzero_ps();
+            transpose8(v);
+            for (int q = 0; q < 8; q++) store_lanes(dst + (size_t)(p + q) * W + g, v[q], imin(8, W - g));
+        }
+    }
+    return p;
+}
+#endif
+
+// Packs n rows of the kc-deep slice of a matrix X, X(r,p) = x[r*s_r + p*s_p], into
+// ceil(n/W) micro-panels dst[n/W][kc][W]: for each p the W values X(r0..r0+W-1, p) side
+// by side, rows past n zero. The loop order follows the memory order of X.
+static void pack(real *restrict dst, const real *restrict x, ptrdiff_t s_r, ptrdiff_t s_p,
+                 int n, int kc, int W) {
+    if (s_r == 1) { // X(., p) is contiguous: copy runs of it, PACK_P values of p at a time,
+        // so that the source rows stay in L1 and each panel gets a contiguous run of output
+        // (one p at a time, the panels' stores alias in L1: they are kc*W apart)
+        for (int p0 = 0; p0 < kc; p0 += PACK_P) {
+            int p1 = imin(kc, p0 + PACK_P);
+            for (int p = p1; p < imin(kc, p1 + PACK_P); p++) // the next rows, far apart: fetch
+                for (int r = 0; r < n; r += 64 / sizeof(real)) prefetch(x + p * s_p + r);
+            for (int r0 = 0; r0 < n; r0 += W)
+                for (int p = p0; p < p1; p++) {
+                    const real *xp = x + p * s_p + r0;
+                    real *d = dst + (size_t)r0 * kc + (size_t)p * W;
+                    if (n - r0 >= W) // (W is a constant here: the copy is a move or two)
+                        memcpy(d, xp, W * sizeof(real));
+                    else
+                        for (int r = 0; r < W; r++) d[r] = r0 + r < n ? xp[r] : 0;
+                }
+        }
+        return;
+    }
+    for (int r0 = 0; r0 < n; r0 += W, dst += (size_t)W * kc) { // X(r, .) is contiguous
+        const real *xr = x + r0 * s_r;
+        int w = imin(W, n - r0), p = 0;
+#ifdef MM_AVX2
+        if (s_p == 1) p = pack_panel_avx2(dst, xr, s_r, w, imin(W, n - r0 - w), kc, W);
+#endif
+        for (; p < kc; p++)
+            for (int r = 0; r < W; r++) dst[(size_t)p * W + r] = r < w ? xr[r * s_r + p * s_p] : 0;
+    }
+}
+
+// ----------------------------------------------------------------------------
+// micro-kernel: acc[MR][NR] = sum_p a[p][0..MR) (outer) b[p][0..NR), then the mr x nr
+// valid corner goes to C: c = acc (add = 0) or c += acc (add = 1).
+
+// The edge path of both kernels; also the whole store of the portable kernel.
+static void store_tile(real *restrict c, ptrdiff_t ldc, const real *restrict acc,
+                       int mr, int nr, int add) {
+    for (int i = 0; i < mr; i++)
+        for (int j = 0; j < nr; j++)
+            c[i * ldc + j] = add ? c[i * ldc + j] + acc[i * NR + j] : acc[i * NR + j];
+}
+
+#ifdef MM_AVX2
+// The 12 accumulators are named variables: as an array, GCC keeps them in memory.
+static void micro_kernel(int kc, const float *restrict a, const float *restrict b,
+                         float *restrict c, ptrdiff_t ldc, int mr, int nr, int add) {
+    for (int i = 0; i < mr; i++) { // C is needed only at the end: fetch it meanwhile
+        prefetch(c + i * ldc);
+        prefetch(c + i * ldc + nr - 1);
+    }
+    __m256 c00 = _mm256_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00,
+           c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00;
+    // Unrolled (GCC and Clang read this pragma), the loop runs ~15% faster.
+#pragma GCC unroll 4
+    for (int p = 0; p < kc; p++, a += MR, b += NR) {
+        __m256 b0 = _mm256_load_ps(b), b1 = _mm256_load_ps(b + 8), ai;
+#define ROW(i)                                      \
+        ai = _mm256_broadcast_ss(a + i);            \
+        c##i##0 = _mm256_fmadd_ps(ai, b0, c##i##0); \
+        c##i##1 = _mm256_fmadd_ps(ai, b1, c##i##1);
+        ROW(0) ROW(1) ROW(2) ROW(3) ROW(4) ROW(5)
+#undef ROW
+    }
+    __m256 acc[MR][2] = {{c00, c01}, {c10, c11}, {c20, c21}, {c30, c31}, {c40, c41}, {c50, c51}};
+    if (mr == MR && nr == NR) {
+        for (int i = 0; i < MR; i++) {
+            float *ci = c + i * ldc;
+            if (add) {
+                acc[i][0] = _mm256_add_ps(_mm256_loadu_ps(ci), acc[i][0]);
+                acc[i][1] = _mm256_add_ps(_mm256_loadu_ps(ci + 8), acc[i][1]);
+            }
+            _mm256_storeu_ps(ci, acc[i][0]);
+            _mm256_storeu_ps(ci + 8, acc[i][1]);
+        }
+    } else {
+        float tmp[MR * NR];
+        for (int i = 0; i < MR; i++) {
+            _mm256_storeu_ps(tmp + i * NR, acc[i][0]);
+            _mm256_storeu_ps(tmp + i * NR + 8, acc[i][1]);
+        }
+        store_tile(c, ldc, tmp, mr, nr, add);
+    }
+}
+#else
+// Portable: one row of the tile at a time, so that its NR accumulators fit in vector
+// registers (with all MR x NR of them, the compiler keeps the tile in memory).
+static void micro_kernel(int kc, const real *restrict a, const real *restrict b,
+                         real *restrict c, ptrdiff_t ldc, int mr, int nr, int add) {
+    real acc[MR * NR];
+    for (int i = 0; i < MR; i++) {
+        real t[NR] = {0};
+        for (int p = 0; p < kc; p++)
+            for (int j = 0; j < NR; j++) t[j] += a[p * MR + i] * b[p * NR + j];
+        memcpy(acc + i * NR, t, sizeof t);
+    }
+    store_tile(c, ldc, acc, mr, nr, add);
+}
+#endif
+
+// ----------------------------------------------------------------------------
+// driver
+
+// Packing buffers, grown on demand and kept by the calling thread (so that concurrent
+// callers do not share them): per worker thread a B panel [KC][NC] and an A block [MC][KC].
+static _Thread_local real *ws_buf;
+static _Thread_local size_t ws_cap; // elements
+
+static real *workspace(size_t n) {
+    if (n > ws_cap) {
+        free(ws_buf);
+        ws_buf = aligned_alloc(64, (n * sizeof(real) + 63) / 64 * 64);
+        ws_cap = ws_buf ? n : 0;
+    }
+    return ws_buf;
+}
+
+// C[M,N] (+)= A B with A(i,k) = a[i*a_i + k*a_k], B(k,j) = b[k*b_k + j*b_j].
+// Returns -1 (C untouched) if the packing buffers cannot be allocated, else 0.
+static int gemm(real *c, const real *a, const real *b, int M, int N, int K,
+                ptrdiff_t a_i, ptrdiff_t a_k, ptrdiff_t b_k, ptrdiff_t b_j, int ldc,
+                int accumulate) {
+    if (M <= 0 || N <= 0) return 0;
+    if (K <= 0) { // the empty sum
+        if (!accumulate)
+            for (int i = 0; i < M; i++) memset(c + (size_t)i * ldc, 0, N * sizeof(real));
+        return 0;
+    }
+    // The threads split C into a grid of tr x tc blocks and work without synchronizing
+    // until the end (a barrier per K slice costs more, on a busy machine, than packing
+    // twice): each packs the rows of A and the columns of B that its block needs, so A
+    // is packed tc times and B tr times; the grid minimizes that. The K slices depend on
+    // K only: they fix the summation order.
+    int nt = 1;
+#ifdef _OPENMP
+    if (!omp_in_parallel())
+        nt = (int)fmin(omp_get_max_threads(), fmax(1.0, (double)M * N * K / MM_THREAD_MIN));
+#endif
+    int tr = 1, tc = 1;
+    double least = -1;
+    for (int r = 1; r <= nt; r++) {
+        int q = nt / r;
+        if (nt % r || r > ceil_div(M, MR) || q > ceil_div(N, NR)) continue;
+        double cost = (double)q * M + (double)r * N;
+        if (least < 0 || cost < least) least = cost, tr = r, tc = q;
+    }
+    int mb = round_up(ceil_div(M, tr), MR), nb = round_up(ceil_div(N, tc), NR); // a thread's block
+    tr = ceil_div(M, mb), tc = ceil_div(N, nb);
+    int kc = ceil_div(K, ceil_div(K, KC));
+    int mc = round_up(ceil_div(mb, ceil_div(mb, MC)), MR);
+    int nc = round_up(ceil_div(nb, ceil_div(nb, NC)), NR);
+    size_t line = 64 / sizeof(real); // each thread's buffers start on a cache line
+    size_t per_thread = ((size_t)kc * nc + (size_t)mc * kc + line - 1) / line * line;
+    real *ws = workspace((size_t)tr * tc * per_thread);
+    if (!ws) return -1;
+
+    OMP(parallel for schedule(static, 1) num_threads(tr * tc))
+    for (int t = 0; t < tr * tc; t++) {
+        real *pb = ws + t * per_thread; // B [kc][nc] as NR-wide micro-panels [kc][NR]
+        real *pa = pb + (size_t)kc * nc; // A [mc][kc] as MR-tall micro-panels [kc][MR]
+        int m0 = t / tc * mb, m1 = imin(M, m0 + mb);
+        int n0 = t % tc * nb, n1 = imin(N, n0 + nb);
+        for (int jc = n0; jc < n1; jc += nc) {
+            int ncur = imin(nc, n1 - jc);
+            for (int pc = 0; pc < K; pc += kc) {
+                int kcur = imin(kc, K - pc);
+                int add = accumulate || pc > 0;
+                // the columns of B are the rows of its panels
+                pack(pb, b + pc * b_k + jc * b_j, b_j, b_k, ncur, kcur, NR);
+                for (int ic = m0; ic < m1; ic += mc) {
+                    int mcur = imin(mc, m1 - ic);
+                    pack(pa, a + ic * a_i + pc * a_k, a_i, a_k, mcur, kcur, MR);
+                    for (int jr = 0; jr < ncur; jr += NR)
+                        for (int ir = 0; ir < mcur; ir += MR)
+                            micro_kernel(kcur, pa + (size_t)ir * kcur, pb + (size_t)jr * kcur,
+                                         c + (size_t)(ic + ir) * ldc + jc + jr, ldc,
+                                         imin(MR, mcur - ir), imin(NR, ncur - jr), add);
+                }
+            }
+        }
+    }
+    return 0;
+}
+
+// If the packing buffers cannot be allocated, the reference loops still give the answer.
+void mm_nt(real *c, const real *a, const real *b, int M, int N, int K,
+           int lda, int ldb, int ldc, int accumulate) {
+    if (gemm(c, a, b, M, N, K, lda, 1, 1, ldb, ldc, accumulate))
+        mm_nt_ref(c, a, b, M, N, K, lda, ldb, ldc, accumulate);
+}
+void mm_nn(real *c, const real *a, const real *b, int M, int N, int K,
+           int lda, int ldb, int ldc, int accumulate) {
+    if (gemm(c, a, b, M, N, K, lda, 1, ldb, 1, ldc, accumulate))
+        mm_nn_ref(c, a, b, M, N, K, lda, ldb, ldc, accumulate);
+}
+void mm_tn(real *c, const real *a, const real *b, int M, int N, int K,
+           int lda, int ldb, int ldc, int accumulate) {
+    if (gemm(c, a, b, M, N, K, 1, lda, ldb, 1, ldc, accumulate))
+        mm_tn_ref(c, a, b, M, N, K, lda, ldb, ldc, accumulate);
+}
+
+// ----------------------------------------------------------------------------
+// reference: one dot product per element, summed in double. Written out per case rather
+// than through the strided driver, so that the oracle shares no indexing with it.
+
+void mm_nt_ref(real *c, const real *a, const real *b, int M, int N, int K,
+               int lda, int ldb, int ldc, int accumulate) {
+    for (int i = 0; i < M; i++)
+        for (int j = 0; j < N; j++) {
+            double s = 0.0;
+            for (int k = 0; k < K; k++) s += (double)a[(size_t)i * lda + k] * b[(size_t)j * ldb + k];
+            real *cij = &c[(size_t)i * ldc + j];
+            *cij = (real)(accumulate ? *cij + s : s);
+        }
+}
+void mm_nn_ref(real *c, const real *a, const real *b, int M, int N, int K,
+               int lda, int ldb, int ldc, int accumulate) {
+    for (int i = 0; i < M; i++)
+        for (int j = 0; j < N; j++) {
+            double s = 0.0;
+            for (int k = 0; k < K; k++) s += (double)a[(size_t)i * lda + k] * b[(size_t)k * ldb + j];
+            real *cij = &c[(size_t)i * ldc + j];
+            *cij = (real)(accumulate ? *cij + s : s);
+        }
+}
+void mm_tn_ref(real *c, const real *a, const real *b, int M, int N, int K,
+               int lda, int ldb, int ldc, int accumulate) {
+    for (int i = 0; i < M; i++)
+        for (int j = 0; j < N; j++) {
+            double s = 0.0;
+            for (int k = 0; k < K; k++) s += (double)a[(size_t)k * lda + i] * b[(size_t)k * ldb + j];
+            real *cij = &c[(size_t)i * ldc + j];
+            *cij = (real)(accumulate ? *cij + s : s);
+        }
+}
