@@ -127,7 +127,8 @@ static void pack(real *restrict dst, const real *restrict x, ptrdiff_t s_r, ptrd
         // (one p at a time, the panels' stores alias in L1: they are kc*W apart)
         for (int p0 = 0; p0 < kc; p0 += PACK_P) {
             int p1 = imin(kc, p0 + PACK_P);
-            for (int p = p1; p < imin(kc, p1 + PACK_P); p++) // the next rows, far apart: fetch
+            // fetch the next columns now: they are far apart, the hardware would not guess
+            for (int p = p1; p < imin(kc, p1 + PACK_P); p++)
                 for (int r = 0; r < n; r += 64 / sizeof(real)) prefetch(x + p * s_p + r);
             for (int r0 = 0; r0 < n; r0 += W)
                 for (int p = p0; p < p1; p++) {
@@ -141,7 +142,8 @@ static void pack(real *restrict dst, const real *restrict x, ptrdiff_t s_r, ptrd
         }
         return;
     }
-    for (int r0 = 0; r0 < n; r0 += W, dst += (size_t)W * kc) { // X(r, .) is contiguous
+    // X(r, .) is contiguous (or neither is): panel by panel
+    for (int r0 = 0; r0 < n; r0 += W, dst += (size_t)W * kc) {
         const real *xr = x + r0 * s_r;
         int w = imin(W, n - r0), p = 0;
 #ifdef MM_AVX2

@@ -360,29 +360,24 @@ static void layout_params(Model *m, size_t *fields) {
     #define T(field, name, decay, ndim, d0, d1, d2) \
         do { fields[m->ntensors] = offsetof(Params, field); \
              add_tensor(m, &total, name, decay, ndim, d0, d1, d2); } while (0)
+    // The tensors an encoder and a decoder layer share, stacked over L layers.
+    #define SELF_ATTN(P, pre, L) \
+        T(P##ln1w, pre ".ln1.weight", 0, 2, L, C, 0);  T(P##ln1b, pre ".ln1.bias", 0, 2, L, C, 0); \
+        T(P##qkvw, pre ".attn.qkv.weight", 1, 3, L, 3 * C, C); \
+        T(P##qkvb, pre ".attn.qkv.bias", 0, 2, L, 3 * C, 0); \
+        T(P##projw, pre ".attn.proj.weight", 1, 3, L, C, C); \
+        T(P##projb, pre ".attn.proj.bias", 0, 2, L, C, 0)
+    #define FFN_LN(P, LN, pre, L) \
+        T(P##LN##w, pre "." #LN ".weight", 0, 2, L, C, 0); T(P##LN##b, pre "." #LN ".bias", 0, 2, L, C, 0); \
+        T(P##fcw, pre ".ffn.fc1.weight", 1, 3, L, F, C); T(P##fcb, pre ".ffn.fc1.bias", 0, 2, L, F, 0); \
+        T(P##fc2w, pre ".ffn.fc2.weight", 1, 3, L, C, F); T(P##fc2b, pre ".ffn.fc2.bias", 0, 2, L, C, 0); \
+        T(P##lnfw, pre ".ln_final.weight", 0, 1, C, 0, 0); T(P##lnfb, pre ".ln_final.bias", 0, 1, C, 0, 0)
     if (!c->tie) T(outw, "output.weight", 1, 2, V, C, 0);
     if (c->arch == ARCH_SEQ2SEQ) {
-        T(e_ln1w, "encoder.ln1.weight", 0, 2, Le, C, 0);
-        T(e_ln1b, "encoder.ln1.bias", 0, 2, Le, C, 0);
-        T(e_qkvw, "encoder.attn.qkv.weight", 1, 3, Le, 3 * C, C);
-        T(e_qkvb, "encoder.attn.qkv.bias", 0, 2, Le, 3 * C, 0);
-        T(e_projw, "encoder.attn.proj.weight", 1, 3, Le, C, C);
-        T(e_projb, "encoder.attn.proj.bias", 0, 2, Le, C, 0);
-        T(e_ln2w, "encoder.ln2.weight", 0, 2, Le, C, 0);
-        T(e_ln2b, "encoder.ln2.bias", 0, 2, Le, C, 0);
-        T(e_fcw, "encoder.ffn.fc1.weight", 1, 3, Le, F, C);
-        T(e_fcb, "encoder.ffn.fc1.bias", 0, 2, Le, F, 0);
-        T(e_fc2w, "encoder.ffn.fc2.weight", 1, 3, Le, C, F);
-        T(e_fc2b, "encoder.ffn.fc2.bias", 0, 2, Le, C, 0);
-        T(e_lnfw, "encoder.ln_final.weight", 0, 1, C, 0, 0);
-        T(e_lnfb, "encoder.ln_final.bias", 0, 1, C, 0, 0);
+        SELF_ATTN(e_, "encoder", Le);
+        FFN_LN(e_, ln2, "encoder", Le);
     }
-    T(d_ln1w, "decoder.ln1.weight", 0, 2, Ld, C, 0);
-    T(d_ln1b, "decoder.ln1.bias", 0, 2, Ld, C, 0);
-    T(d_qkvw, "decoder.attn.qkv.weight", 1, 3, Ld, 3 * C, C);
-    T(d_qkvb, "decoder.attn.qkv.bias", 0, 2, Ld, 3 * C, 0);
-    T(d_projw, "decoder.attn.proj.weight", 1, 3, Ld, C, C);
-    T(d_projb, "decoder.attn.proj.bias", 0, 2, Ld, C, 0);
+    SELF_ATTN(d_, "decoder", Ld);
     if (c->arch == ARCH_SEQ2SEQ) {
         T(d_ln2w, "decoder.ln2.weight", 0, 2, Ld, C, 0);
         T(d_ln2b, "decoder.ln2.bias", 0, 2, Ld, C, 0);
@@ -393,14 +388,9 @@ static void layout_params(Model *m, size_t *fields) {
         T(d_cprojw, "decoder.cross.proj.weight", 1, 3, Ld, C, C);
         T(d_cprojb, "decoder.cross.proj.bias", 0, 2, Ld, C, 0);
     }
-    T(d_ln3w, "decoder.ln3.weight", 0, 2, Ld, C, 0);
-    T(d_ln3b, "decoder.ln3.bias", 0, 2, Ld, C, 0);
-    T(d_fcw, "decoder.ffn.fc1.weight", 1, 3, Ld, F, C);
-    T(d_fcb, "decoder.ffn.fc1.bias", 0, 2, Ld, F, 0);
-    T(d_fc2w, "decoder.ffn.fc2.weight", 1, 3, Ld, C, F);
-    T(d_fc2b, "decoder.ffn.fc2.bias", 0, 2, Ld, C, 0);
-    T(d_lnfw, "decoder.ln_final.weight", 0, 1, C, 0, 0);
-    T(d_lnfb, "decoder.ln_final.bias", 0, 1, C, 0, 0);
+    FFN_LN(d_, ln3, "decoder", Ld);
+    #undef SELF_ATTN
+    #undef FFN_LN
     #undef T
     m->num_params = total;
 }
