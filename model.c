@@ -15,6 +15,27 @@
 #include "matmul.h"
 #include "tokenizer.h"
 
+// Dot product in 8 interleaved partial sums, added in a fixed order at the end. A plain
+// `s += a[i] * b[i]` is one serial chain the compiler may not reorder (that would change
+// the rounding); 8 independent lanes become one vector multiply-add per step.
+// (c = NULL: the plain sum of a; otherwise sum_i a_i b_i (c_i - c0), for LayerNorm.)
+static inline real lanes8(const real *a, const real *b, const real *c, real c0, int n) {
+    real acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    int i = 0;
+    if (!b)
+        for (; i + 8 <= n; i += 8) for (int j = 0; j < 8; j++) acc[j] += a[i + j];
+    else if (!c)
+        for (; i + 8 <= n; i += 8) for (int j = 0; j < 8; j++) acc[j] += a[i + j] * b[i + j];
+    else
+        for (; i + 8 <= n; i += 8)
+            for (int j = 0; j < 8; j++) acc[j] += a[i + j] * b[i + j] * (c[i + j] - c0);
+    real s = ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
+    for (; i < n; i++) s += !b ? a[i] : !c ? a[i] * b[i] : a[i] * b[i] * (c[i] - c0);
+    return s;
+}
+static inline real dot8(const real *a, const real *b, int n) { return lanes8(a, b, NULL, 0, n); }
+static inline real sum8(const real *a, int n) { return lanes8(a, NULL, NULL, 0, n); }
+
 // ----------------------------------------------------------------------------
 // LayerNorm: out = (x - mean) * rstd * w + b over the C channels of each row.
 
@@ -24,16 +45,12 @@ void layernorm_forward(real *out, real *mean, real *rstd, const real *inp,
     #pragma omp parallel for
     for (int i = 0; i < N; i++) {
         const real *x = inp + (size_t)i * C;
-        double m = 0.0;
-        for (int c = 0; c < C; c++) m += x[c];
-        m /= C;
-        double v = 0.0;
-        for (int c = 0; c < C; c++) { double d = x[c] - m; v += d * d; }
-        v /= C;
-        real s = (real)(1.0 / sqrt(v + 1e-5));
         real *o = out + (size_t)i * C;
-        for (int c = 0; c < C; c++) o[c] = ((x[c] - (real)m) * s) * w[c] + b[c];
-        mean[i] = (real)m;
+        real m = sum8(x, C) / C;
+        for (int c = 0; c < C; c++) o[c] = x[c] - m;
+        real s = 1 / sqrt(dot8(o, o, C) / C + (real)1e-5);
+        for (int c = 0; c < C; c++) o[c] = o[c] * s * w[c] + b[c];
+        mean[i] = m;
         rstd[i] = s;
     }
 }
@@ -47,18 +64,10 @@ void layernorm_backward(real *dinp, real *dw, real *db, const real *dout,
     for (int i = 0; i < N; i++) {
         const real *x = inp + (size_t)i * C, *g = dout + (size_t)i * C;
         real m = mean[i], s = rstd[i];
-        double gm = 0.0, gx = 0.0;
-        for (int c = 0; c < C; c++) {
-            real gw = g[c] * w[c];
-            gm += gw;
-            gx += gw * (x[c] - m) * s;
-        }
-        gm /= C; gx /= C;
         real *d = dinp + (size_t)i * C;
-        for (int c = 0; c < C; c++) {
-            real xhat = (x[c] - m) * s;
-            d[c] += s * (g[c] * w[c] - (real)gm - xhat * (real)gx);
-        }
+        real gm = dot8(g, w, C) / C;                     // mean of g w
+        real gx = lanes8(g, w, x, m, C) * s / C;         // mean of g w xhat
+        for (int c = 0; c < C; c++) d[c] += s * (g[c] * w[c] - gm - (x[c] - m) * s * gx);
     }
     // Parameter gradients sum over rows: each thread owns a block of channels.
     #pragma omp parallel for
@@ -151,8 +160,6 @@ void dropout_apply(real *out, const real *inp, size_t N, float p, uint64_t base)
 // q (B, Tq, .) with row stride q_stride; k, v (B, Tk, .) with row stride kv_stride; head h
 // occupies columns h*hs .. h*hs+hs-1 of each. out (B, Tq, C); att (B, NH, Tq, Tk);
 // key_valid (B, Tk): 1 for a real token, 0 for padding.
-
-
 void attention_forward(real *out, real *att, const real *q, const real *k, const real *v,
                        const unsigned char *key_valid, AttnShape a) {
     int hs = a.C / a.NH;
@@ -170,9 +177,7 @@ void attention_forward(real *out, real *att, const real *q, const real *k, const
                 for (int s = 0; s < a.Tk; s++) {
                     if (s >= smax || !key_valid[(size_t)b * a.Tk + s]) { row[s] = -INFINITY; continue; }
                     const real *ks = k + ((size_t)b * a.Tk + s) * a.kv_stride + h * hs;
-                    real dot = 0;
-                    for (int i = 0; i < hs; i++) dot += qt[i] * ks[i];
-                    row[s] = dot * scale;
+                    row[s] = dot8(qt, ks, hs) * scale;
                     if (row[s] > mx) mx = row[s];
                 }
                 real sum = 0;
@@ -225,9 +230,9 @@ void attention_backward(real *dq, real *dk, real *dv, real *datt, const real *do
                     if (m == 0) continue;
                     const real *vs = v + ((size_t)b * a.Tk + s) * a.kv_stride + h * hs;
                     real *dvs = dv + ((size_t)b * a.Tk + s) * a.kv_stride + h * hs;
-                    real d = 0;
-                    for (int i = 0; i < hs; i++) { d += dot_[i] * vs[i]; dvs[i] += prow[s] * m * dot_[i]; }
-                    drow[s] = d * m;
+                    real pm = prow[s] * m;
+                    for (int i = 0; i < hs; i++) dvs[i] += pm * dot_[i];
+                    drow[s] = dot8(dot_, vs, hs) * m;
                     pdp += prow[s] * drow[s];
                 }
                 // softmax backward, then the two products of the scores

@@ -317,7 +317,7 @@ static void test_model_grad(int arch, int tie, const char *embed, const char *na
         // a sample of entries: the largest-gradient one and a stride through the tensor
         size_t step = t->numel / 5 + 1;
         for (size_t i = 0; i < t->numel; i += step) {
-            if (fabs(gt[i]) < 1e-4 * gmax) continue;
+            if (fabs(gt[i]) < 1e-3 * gmax) continue;   // below, the differences are rounding noise
             double e = fd_check(model_loss, &c, p + i, gt + i, 1);
             checked++;
             if (e > worst) { worst = e; worst_name = t->name; }
