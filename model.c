@@ -36,6 +36,31 @@ static inline real lanes8(const real *a, const real *b, const real *c, real c0, 
 static inline real dot8(const real *a, const real *b, int n) { return lanes8(a, b, NULL, 0, n); }
 static inline real sum8(const real *a, int n) { return lanes8(a, NULL, NULL, 0, n); }
 
+// exp for the float build, in plain C that the compiler vectorizes (libm's expf is a
+// scalar call): x = n ln2 + r with |r| <= ln2/2 (n rounded by adding and subtracting
+// 1.5 * 2^23; ln2 in two parts, so r is exact),
+// exp(r) by its degree-6 Taylor polynomial (relative error below 2e-7 there), and 2^n
+// written straight into the float's exponent. Inputs are clamped to [-87, 88], where
+// exp stays a normal float. The double build, which the gradient tests use, keeps libm.
+#ifdef KF_DOUBLE
+static inline real exp_r(real x) { return exp(x); }
+#else
+static inline real exp_r(real x) {
+    x = x < -87.0f ? -87.0f : x;
+    x = x > 88.0f ? 88.0f : x;
+    real n = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f;   // round to nearest
+    real r = x - n * 0.693145751953125f - n * 1.42860682030941723e-6f;
+    real p = 1 + r * (1 + r * (0.5f + r * (1.66666667e-1f + r * (4.16666667e-2f +
+             r * (8.33333333e-3f + r * 1.38888889e-3f)))));
+    int32_t bits = ((int32_t)n + 127) << 23;
+    real scale;
+    memcpy(&scale, &bits, sizeof scale);
+    return p * scale;
+}
+#endif
+// tanh(u) = 1 - 2 / (exp(2u) + 1): exact at both tails, absolute error ~1e-7 near 0.
+static inline real tanh_r(real u) { return 1 - 2 / (exp_r(2 * u) + 1); }
+
 // ----------------------------------------------------------------------------
 // LayerNorm: out = (x - mean) * rstd * w + b over the C channels of each row.
 
@@ -118,7 +143,7 @@ void gelu_forward(real *out, const real *inp, size_t N) {
     #pragma omp parallel for
     for (size_t i = 0; i < N; i++) {
         real x = inp[i];
-        out[i] = (real)0.5 * x * ((real)1 + tanh((real)GELU_K * (x + (real)0.044715 * x * x * x)));
+        out[i] = (real)0.5 * x * ((real)1 + tanh_r((real)GELU_K * (x + (real)0.044715 * x * x * x)));
     }
 }
 
@@ -127,7 +152,7 @@ void gelu_backward(real *dinp, const real *inp, const real *dout, size_t N) {
     for (size_t i = 0; i < N; i++) {
         real x = inp[i];
         real u = (real)GELU_K * (x + (real)0.044715 * x * x * x);
-        real th = tanh(u);
+        real th = tanh_r(u);
         real du = (real)GELU_K * ((real)1 + (real)(3 * 0.044715) * x * x);
         real grad = (real)0.5 * ((real)1 + th) + (real)0.5 * x * ((real)1 - th * th) * du;
         dinp[i] += grad * dout[i];
@@ -182,7 +207,7 @@ void attention_forward(real *out, real *att, const real *q, const real *k, const
                 }
                 real sum = 0;
                 for (int s = 0; s < a.Tk; s++) {
-                    row[s] = (mx == -INFINITY || row[s] == -INFINITY) ? 0 : exp(row[s] - mx);
+                    row[s] = (mx == -INFINITY || row[s] == -INFINITY) ? 0 : exp_r(row[s] - mx);
                     sum += row[s];
                 }
                 real inv = sum > 0 ? 1 / sum : 0;   // a row with no valid key outputs zeros
@@ -266,9 +291,10 @@ real crossentropy_forward(real *rowloss, real *logits, const int *targets, int N
         int y = targets[i];
         real xy = y == TOK_PAD ? 0 : x[y];   // the target's logit, before x turns into p
         real mx = x[0];
-        for (int v = 1; v < V; v++) if (x[v] > mx) mx = x[v];
-        double sum = 0.0, sumx = 0.0;
-        for (int v = 0; v < V; v++) { sumx += x[v]; x[v] = exp(x[v] - mx); sum += x[v]; }
+        for (int v = 1; v < V; v++) mx = x[v] > mx ? x[v] : mx;
+        double sumx = sum8(x, V);
+        for (int v = 0; v < V; v++) x[v] = exp_r(x[v] - mx);
+        double sum = sum8(x, V);
         real inv = (real)(1.0 / sum);
         for (int v = 0; v < V; v++) x[v] *= inv;
         if (y == TOK_PAD) { rowloss[i] = 0; continue; }
