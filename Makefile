@@ -31,7 +31,7 @@ OBJ = $(patsubst %.c,build/%.o,$(LIB))
 DOBJ = build/double/model.o build/double/embed_factor.o build/double/matmul.o
 
 TESTS = tests/test_matmul tests/test_tokenizer tests/test_data tests/test_checkpoint \
-        tests/test_embed tests/test_model tests/test_kernels
+        tests/test_embed tests/test_model tests/test_kernels tests/test_matmul_serial
 
 .PHONY: all test bench clean
 all: train
@@ -50,17 +50,20 @@ tests/test_embed: tests/test_embed.c tests/check.h build/double/embed_factor.o
 	$(CC) $(CFLAGS) -DKF_DOUBLE -o $@ $< build/double/embed_factor.o $(LDLIBS)
 tests/test_model: tests/test_model.c tests/check.h $(DOBJ)
 	$(CC) $(CFLAGS) -DKF_DOUBLE -o $@ $< $(DOBJ) $(LDLIBS)
+# The matrix multiply once more without OpenMP: the serial build must agree too.
+tests/test_matmul_serial: tests/test_matmul.c tests/check.h matmul.c matmul.h common.h
+	$(CC) $(filter-out $(OMPFLAGS),$(CFLAGS)) -Wno-unknown-pragmas -o $@ tests/test_matmul.c matmul.c $(LDLIBS)
 tests/test_%: tests/test_%.c tests/check.h $(OBJ)
 	$(CC) $(CFLAGS) -o $@ $< $(OBJ) $(LDLIBS)
 
 test: train $(TESTS)
 	@sh tests/run.sh $(TESTS) tests/test_cli.sh
 
-bench: train bench/bench_matmul
+bench: train bench/bench_matmul bench/bench_step
 	@sh bench/run.sh
 
 bench/bench_%: bench/bench_%.c $(OBJ)
 	$(CC) $(CFLAGS) -o $@ $< $(OBJ) $(LDLIBS)
 
 clean:
-	rm -rf build train $(TESTS) bench/bench_matmul bench/bench_tokenizer
+	rm -rf build train $(TESTS) bench/bench_matmul bench/bench_tokenizer bench/bench_step
