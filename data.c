@@ -229,21 +229,31 @@ void batcher_free(Batcher *bt) {
     free(bt);
 }
 
-// Returns NULL if src and tgt differ in their number of sequences, if there is no
-// (non-empty, for lm) sequence, if batch_tokens < 1, or when out of memory.
 Batcher *batcher_new(const TokenFile *src, const TokenFile *tgt, int batch_tokens,
-                     uint64_t seed, int shuffle) {
-    if (!tgt || batch_tokens < 1 || tgt->n >= (size_t)INT_MAX ||
-        (src && src->n != tgt->n))
+                     uint64_t seed, int shuffle, char *err) {
+    if (batch_tokens < 1) {
+        snprintf(err, KF_ERRLEN, "batch_tokens %d must be at least 1", batch_tokens);
         return NULL;
-    Batcher *bt = calloc(1, sizeof *bt);
-    if (!bt) return NULL;
-    bt->src = src; bt->tgt = tgt; bt->shuffle = shuffle; bt->seed = seed;
+    }
+    if (tgt->n >= (size_t)INT_MAX) {
+        snprintf(err, KF_ERRLEN, "%zu sequences are more than a batcher takes (%d); split "
+                 "the data", tgt->n, INT_MAX - 1);
+        return NULL;
+    }
+    if (src && src->n != tgt->n) {
+        snprintf(err, KF_ERRLEN, "%zu source but %zu target sequences; the token files "
+                 "must pair up (re-run ./train prepare)", src->n, tgt->n);
+        return NULL;
+    }
     int n = (int)tgt->n;
+    SortKey *key = NULL;
+    Batcher *bt = calloc(1, sizeof *bt);
+    if (!bt) goto oom;
+    bt->src = src; bt->tgt = tgt; bt->shuffle = shuffle; bt->seed = seed;
     bt->seq = malloc((size_t)(n ? n : 1) * sizeof *bt->seq);
     bt->first = malloc((size_t)(n + 1) * sizeof *bt->first);
-    SortKey *key = malloc((size_t)(n ? n : 1) * sizeof *key);
-    if (!bt->seq || !bt->first || !key) goto fail;
+    key = malloc((size_t)(n ? n : 1) * sizeof *key);
+    if (!bt->seq || !bt->first || !key) goto oom;
 
     // Batch order: file order, or sorted by (T, S) with seeded random ties.
     uint64_t rng = seed;
@@ -253,7 +263,11 @@ Batcher *batcher_new(const TokenFile *src, const TokenFile *tgt, int batch_token
         if (T == 0) continue;  // empty lm sequence: nothing to predict
         key[bt->nseq++] = (SortKey){T, S, i, rng_next(&rng)};
     }
-    if (bt->nseq == 0) goto fail;
+    if (bt->nseq == 0) {
+        snprintf(err, KF_ERRLEN, "no sequence to learn from (%s); give data with some "
+                 "text", n == 0 ? "the token files are empty" : "every sequence is empty");
+        goto fail;
+    }
     if (shuffle) qsort(key, (size_t)bt->nseq, sizeof *key, cmp_key);
 
     // Cut greedily: a sequence joins the current batch (which starts at seq[lo]) while
@@ -283,9 +297,12 @@ Batcher *batcher_new(const TokenFile *src, const TokenFile *tgt, int batch_token
     bt->b.index = malloc((size_t)capB * sizeof(int));
     if (!bt->visit || (src && !bt->b.src) || !bt->b.tgt_in || !bt->b.tgt_out ||
         !bt->b.index)
-        goto fail;
+        goto oom;
     plan_epoch(bt);
     return bt;
+oom:
+    snprintf(err, KF_ERRLEN, "out of memory for the batches of %zu sequences; lower "
+             "--batch-tokens or use less data", tgt->n);
 fail:
     free(key);
     batcher_free(bt);

@@ -43,9 +43,12 @@ typedef struct {
 // random order), cuts the sorted list into batches with B * max(S, T) <= batch_tokens
 // (at least one sentence each), and visits the batches in a random order that changes
 // every epoch. Deterministic from seed. shuffle = 0 keeps file order (evaluation).
+// Returns NULL with a message in err (KF_ERRLEN bytes) if src and tgt differ in their
+// number of sequences, if there is no sequence to learn from (lm: no non-empty one), if
+// batch_tokens < 1, or when out of memory.
 typedef struct Batcher Batcher;
 Batcher *batcher_new(const TokenFile *src, const TokenFile *tgt, int batch_tokens,
-                     uint64_t seed, int shuffle);
+                     uint64_t seed, int shuffle, char *err);
 // Fills *b (valid until the next call). Returns 1, or 0 when the epoch has ended; the
 // next call then starts a new epoch.
 int batcher_next(Batcher *bt, Batch *b);

@@ -16,6 +16,10 @@ void errorf(char *err, const char *fmt, ...) {
 }
 
 int read_file(const char *path, char **data, size_t *len, char *err) {
+    if (is_directory(path)) {
+        errorf(err, "%s is a directory; give a file", path);
+        return 1;
+    }
     FILE *f = fopen(path, "rb");
     if (!f) {
         errorf(err, "cannot open %s (%s); check the path", path, strerror(errno));
@@ -89,6 +93,11 @@ void lines_free(Lines *l) {
 int file_exists(const char *path) {
     struct stat st;
     return stat(path, &st) == 0;
+}
+
+int is_directory(const char *path) {
+    struct stat st;
+    return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
 }
 
 int make_dirs(const char *path, char *err) {

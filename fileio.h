@@ -25,13 +25,15 @@ typedef struct {
     size_t bytes;     // size of the file
 } Lines;
 
-// Reads a whole file (NUL-terminated for convenience). Fails on a missing file.
+// Reads a whole file (NUL-terminated for convenience). Fails on a missing file or a
+// directory.
 int read_file(const char *path, char **data, size_t *len, char *err);
 // Reads a text file as lines. Fails on a missing or empty file.
 int lines_read(Lines *l, const char *path, char *err);
 void lines_free(Lines *l);
 
 int file_exists(const char *path);
+int is_directory(const char *path);
 // mkdir -p
 int make_dirs(const char *path, char *err);
 // out = dir + "/" + name (out has PATH_CAP bytes)

@@ -442,6 +442,17 @@ static const char *kv_get(const Lines *l, const char *key) {
     return NULL;
 }
 
+// The integer value of key, in [lo, hi]: 1 and *out, or 0 if missing or invalid.
+static int kv_int(const Lines *l, const char *key, int lo, int hi, int *out) {
+    const char *v = kv_get(l, key);
+    char *end;
+    if (!v || *v < '0' || *v > '9') return 0;
+    long x = strtol(v, &end, 10);   // an overflow gives LONG_MAX, above hi
+    if (*end != '\0' || x < lo || x > hi) return 0;
+    *out = (int)x;
+    return 1;
+}
+
 int prepare_is_current(const PrepareOptions *o) {
     char path[PATH_CAP], err[KF_ERRLEN], recipe[4 * PATH_CAP];
     Lines l;
@@ -497,19 +508,15 @@ int dataset_open(Dataset *d, const char *dir, char *err) {
         return 1;
     }
     if (lines_read(&l, path, err)) return 1;
-    const char *arch = kv_get(&l, "arch"), *v = kv_get(&l, "vocab_size");
-    const char *ml = kv_get(&l, "max_len");
-    int ok = arch && v && ml && (!strcmp(arch, "seq2seq") || !strcmp(arch, "lm"));
-    if (ok) {
-        d->arch = strcmp(arch, "lm") == 0 ? ARCH_LM : ARCH_SEQ2SEQ;
-        d->vocab_size = atoi(v);
-        d->max_len = atoi(ml);
-        ok = d->vocab_size > 0 && d->max_len > 0;
-    }
+    const char *arch = kv_get(&l, "arch");
+    int ok = arch && (!strcmp(arch, "seq2seq") || !strcmp(arch, "lm")) &&
+             kv_int(&l, "vocab_size", TOK_NBASE, 1000000, &d->vocab_size) &&
+             kv_int(&l, "max_len", 1, 100000, &d->max_len);
+    if (ok) d->arch = strcmp(arch, "lm") == 0 ? ARCH_LM : ARCH_SEQ2SEQ;
     lines_free(&l);
     if (!ok) {
-        errorf(err, "%s is corrupt (needs arch, vocab_size, max_len); run "
-                 "`train prepare` again into %s", path, dir);
+        errorf(err, "%s is corrupt (needs arch=seq2seq|lm, vocab_size=%d..1000000, "
+                 "max_len=1..100000); run `train prepare` again into %s", path, TOK_NBASE, dir);
         return 1;
     }
     path_join(path, dir, "tokenizer.bin");

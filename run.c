@@ -59,8 +59,14 @@ static void restore_signals(const struct sigaction old[2]) {
 
 #define NMETA 16
 
-static int save_checkpoint(const Model *m, const char *dir, uint64_t tok_checksum,
+// Writes RUNDIR/tokenizer.bin, then RUNDIR/model.safetensors (each atomically): a run
+// directory keeps a matching pair, so a new run into an old directory leaves the old
+// model usable until its own first checkpoint.
+static int save_checkpoint(const Model *m, const char *dir, const Tokenizer *tok,
                            long step, char *err) {
+    char path[PATH_CAP];
+    path_join(path, dir, "tokenizer.bin");
+    if (tokenizer_save(tok, path, err)) return 1;
     StTensor t[MAX_TENSORS];
     for (int i = 0; i < m->ntensors; i++) {
         const TensorInfo *ti = &m->tensors[i];
@@ -88,25 +94,57 @@ static int save_checkpoint(const Model *m, const char *dir, uint64_t tok_checksu
     META("embed", "%s", c->embed);
     META("dropout", "%.9g", c->dropout);
     META("label_smoothing", "%.9g", c->label_smoothing);
-    META("tokenizer_checksum", "%016llx", (unsigned long long)tok_checksum);
+    META("tokenizer_checksum", "%016llx", (unsigned long long)tokenizer_checksum(tok));
     META("step", "%ld", step);
     #undef META
-    char path[PATH_CAP];
     path_join(path, dir, "model.safetensors");
     return st_save(path, t, m->ntensors, meta, n, err);
 }
 
-// Integer metadata value; fails on a missing or non-numeric one.
-static int meta_int(const StFile *f, const char *key, int *out, const char *path, char *err) {
+// Upper limits of a model's sizes, above what fits in memory anyway; they keep every
+// size product of model.c inside an int. Checked for flags and for checkpoints alike.
+static int config_limits(const Config *c, char *err) {
+    static const struct { const char *flag; int max; } lim[] = {
+        {"--d-model", 65536}, {"--heads", 65536}, {"--ffn", 1 << 20},
+        {"--layers (encoder)", 1000}, {"--layers (decoder)", 1000}, {"--max-len", 100000},
+        {"vocabulary size", 1000000},
+    };
+    int v[] = {c->C, c->NH, c->F, c->Le, c->Ld, c->maxT - 1, c->V};
+    for (int i = 0; i < (int)(sizeof(v) / sizeof(v[0])); i++)
+        if (v[i] > lim[i].max) {
+            errorf(err, "%s %d is too large; use at most %d", lim[i].flag, v[i], lim[i].max);
+            return 1;
+        }
+    return 0;
+}
+
+// Integer metadata value in [0, max]; fails on a missing, non-numeric or out-of-range one.
+static int meta_int(const StFile *f, const char *key, int max, int *out, const char *path,
+                    char *err) {
     const char *s = st_meta(f, key);
     char *end;
     long v = s ? strtol(s, &end, 10) : 0;
-    if (!s || *s == '\0' || *end != '\0' || v < 0 || v > 1000000000L) {
-        errorf(err, "%s: metadata %s is missing or invalid; the checkpoint is "
-                 "corrupt, train it again with `train fit`", path, key);
+    if (!s || *s < '0' || *s > '9' || *end != '\0' || v > max) {
+        errorf(err, "%s: metadata %s is missing or invalid ('%.20s'); the checkpoint is "
+                 "corrupt, train it again with `train fit`", path, key, s ? s : "");
         return 1;
     }
     *out = (int)v;
+    return 0;
+}
+
+// Number metadata value; fails on a missing or non-numeric one.
+static int meta_float(const StFile *f, const char *key, float *out, const char *path,
+                      char *err) {
+    const char *s = st_meta(f, key);
+    char *end;
+    double v = s ? strtod(s, &end) : 0;
+    if (!s || *s == '\0' || *end != '\0' || !isfinite(v)) {
+        errorf(err, "%s: metadata %s is missing or invalid ('%.20s'); the checkpoint is "
+                 "corrupt, train it again with `train fit`", path, key, s ? s : "");
+        return 1;
+    }
+    *out = (float)v;
     return 0;
 }
 
@@ -114,6 +152,11 @@ int run_load(Model *m, Tokenizer **tok, const char *dir, char *err) {
     char path[PATH_CAP], tpath[PATH_CAP];
     path_join(path, dir, "model.safetensors");
     path_join(tpath, dir, "tokenizer.bin");
+    if (file_exists(dir) && !is_directory(dir)) {
+        errorf(err, "%s is a file; give the run directory written by `train fit` (it holds "
+                 "model.safetensors and tokenizer.bin)", dir);
+        return 1;
+    }
     if (!file_exists(path)) {
         errorf(err, "%s has no model.safetensors; train a model into it with "
                  "`train fit --out %s`", dir, dir);
@@ -124,24 +167,34 @@ int run_load(Model *m, Tokenizer **tok, const char *dir, char *err) {
     Config c;
     config_default(&c);
     const char *arch = st_meta(f, "arch"), *embed = st_meta(f, "embed");
-    const char *drop = st_meta(f, "dropout"), *ls = st_meta(f, "label_smoothing");
     const char *sum = st_meta(f, "tokenizer_checksum");
-    if (!arch || !embed || !drop || !ls || !sum || strlen(embed) >= sizeof(c.embed) ||
+    if (!arch || !embed || !sum || strlen(embed) >= sizeof(c.embed) ||
         (strcmp(arch, "seq2seq") && strcmp(arch, "lm"))) {
-        errorf(err, "%s lacks kronformer metadata (arch, embed, dropout, "
-                 "label_smoothing, tokenizer_checksum); train it again with `train fit`", path);
+        errorf(err, "%s lacks kronformer metadata (arch, embed, tokenizer_checksum); "
+                 "train it again with `train fit`", path);
         st_close(f);
         return 1;
     }
     c.arch = strcmp(arch, "lm") == 0 ? ARCH_LM : ARCH_SEQ2SEQ;
     snprintf(c.embed, sizeof(c.embed), "%s", embed);
-    c.dropout = (float)atof(drop);
-    c.label_smoothing = (float)atof(ls);
-    if (meta_int(f, "V", &c.V, path, err) || meta_int(f, "C", &c.C, path, err) ||
-        meta_int(f, "NH", &c.NH, path, err) || meta_int(f, "F", &c.F, path, err) ||
-        meta_int(f, "Le", &c.Le, path, err) || meta_int(f, "Ld", &c.Ld, path, err) ||
-        meta_int(f, "maxT", &c.maxT, path, err) || meta_int(f, "tie", &c.tie, path, err) ||
-        model_build(m, &c, err)) {
+    const int big = 1000000000;
+    char why[KF_ERRLEN];
+    if (meta_int(f, "V", big, &c.V, path, err) || meta_int(f, "C", big, &c.C, path, err) ||
+        meta_int(f, "NH", big, &c.NH, path, err) || meta_int(f, "F", big, &c.F, path, err) ||
+        meta_int(f, "Le", big, &c.Le, path, err) || meta_int(f, "Ld", big, &c.Ld, path, err) ||
+        meta_int(f, "maxT", big, &c.maxT, path, err) || meta_int(f, "tie", 1, &c.tie, path, err) ||
+        meta_float(f, "dropout", &c.dropout, path, err) ||
+        meta_float(f, "label_smoothing", &c.label_smoothing, path, err)) {
+        st_close(f);
+        return 1;
+    }
+    if (config_limits(&c, why) || config_check(&c, why)) {
+        errorf(err, "%s: its config is invalid (%s); the checkpoint is corrupt, train it "
+                 "again with `train fit`", path, why);
+        st_close(f);
+        return 1;
+    }
+    if (model_build(m, &c, err)) {
         st_close(f);
         return 1;
     }
@@ -178,9 +231,48 @@ static int longest_sequence(const Dataset *d) {
     return longest;
 }
 
-static int fit_setup(const FitOptions *o, Dataset *d, Config *cfg, char *err) {
+// Physical memory of the machine in bytes, 0 if unknown.
+static double physical_memory(void) {
+#if defined(_SC_PHYS_PAGES) && defined(_SC_PAGESIZE)
+    long pages = sysconf(_SC_PHYS_PAGES), size = sysconf(_SC_PAGESIZE);
+    if (pages > 0 && size > 0) return (double)pages * (double)size;
+#endif
+    return 0;
+}
+
+// Refuses a run that cannot fit in memory, before its buffers are touched (model_build
+// allocates them, but the pages come only when written): the parameters four times
+// (weights, gradients, AdamW's two moments), and the activations of the largest batch,
+// estimated from model.c's buffers: per token and layer the C- and F-wide ones, the
+// attention rows (up to the longest sequence L), and the logits.
+static int memory_check(const Model *m, const Dataset *d, int batch_tokens, char *err) {
+    const Config *c = &m->cfg;
+    double L = longest_sequence(d) + 1, seqs = (double)d->train_tgt.n;
+    double n = batch_tokens < seqs * L ? batch_tokens : seqs * L;   // tokens per batch
+    double per_token = (c->Le + c->Ld + 1) * (16.0 * c->C + 2.0 * c->F) +
+                       (c->Le + 2.0 * c->Ld + 1) * c->NH * L + 2.0 * c->V;
+    double tables = c->tie && m->emb.kind != EMBED_DENSE ? 2.0 * c->V * c->C : 0;
+    double params = 4.0 * (double)m->num_params * sizeof(real);
+    double acts = (n * per_token + tables) * sizeof(real), have = physical_memory();
+    if (have > 0 && params + acts > have) {
+        errorf(err, "this run needs about %.1f GB (parameters, gradients and AdamW state "
+               "%.1f GB, activations %.1f GB), more than the %.1f GB of memory here; choose "
+               "a smaller --d-model, --ffn, --layers or --batch-tokens", (params + acts) / 1e9,
+               params / 1e9, acts / 1e9, have / 1e9);
+        return 1;
+    }
+    return 0;
+}
+
+// Everything a run can refuse, checked before anything is written: the options, the
+// data, the config, the model's memory, the training and validation batches. On success
+// d, cfg, m and *bt (the training batches) are the caller's to free.
+static int fit_setup(const FitOptions *o, Dataset *d, Config *cfg, Model *m, Batcher **bt,
+                     char *err) {
     #define BAD(...) do { errorf(err, __VA_ARGS__); goto fail; } while (0)
     memset(d, 0, sizeof(*d));
+    memset(m, 0, sizeof(*m));
+    *bt = NULL;
     if (o->minutes <= 0 && o->steps < 1) BAD("--steps %ld must be at least 1", o->steps);
     if (!(o->lr > 0 && o->lr < 10)) BAD("--lr %g must be in (0, 10)", o->lr);
     if (o->warmup < 0) BAD("--warmup %d must be >= 0", o->warmup);
@@ -206,9 +298,21 @@ static int fit_setup(const FitOptions *o, Dataset *d, Config *cfg, char *err) {
         cfg->Le = 0;
         if (!o->label_smoothing_set) cfg->label_smoothing = 0;
     }
-    if (config_check(cfg, err)) goto fail;
+    if (config_limits(cfg, err) || config_check(cfg, err) || model_build(m, cfg, err) ||
+        memory_check(m, d, o->batch_tokens, err))
+        goto fail;
+    const int lm = cfg->arch == ARCH_LM;
+    char why[KF_ERRLEN];
+    Batcher *vbt = batcher_new(lm ? NULL : &d->valid_src, &d->valid_tgt, o->batch_tokens,
+                               0, 0, why);
+    if (!vbt) BAD("the validation set of %s: %s", o->data_dir, why);
+    batcher_free(vbt);
+    if (!(*bt = batcher_new(lm ? NULL : &d->train_src, &d->train_tgt, o->batch_tokens,
+                            o->seed, 1, why)))
+        BAD("the training set of %s: %s", o->data_dir, why);
     return 0;
 fail:
+    model_free(m);
     dataset_close(d);
     return 1;
     #undef BAD
@@ -217,7 +321,11 @@ fail:
 int fit_check(const FitOptions *o, char *err) {
     Dataset d;
     Config cfg;
-    if (fit_setup(o, &d, &cfg, err)) return 1;
+    Model m;
+    Batcher *bt;
+    if (fit_setup(o, &d, &cfg, &m, &bt, err)) return 1;
+    batcher_free(bt);
+    model_free(&m);
     dataset_close(&d);
     return 0;
 }
@@ -265,7 +373,8 @@ static float schedule_lr(Schedule *s, long step, double p) {
 // validation set, in file order, without dropout or label smoothing.
 static double evaluate(Model *m, const Dataset *d, int batch_tokens, int max_batches) {
     const TokenFile *src = d->arch == ARCH_LM ? NULL : &d->valid_src;
-    Batcher *bt = batcher_new(src, &d->valid_tgt, batch_tokens, 0, 0);
+    char err[KF_ERRLEN];   // fit_setup has built these batches once already
+    Batcher *bt = batcher_new(src, &d->valid_tgt, batch_tokens, 0, 0, err);
     if (!bt) return NAN;
     double sum = 0;
     long ntok = 0;
@@ -388,25 +497,19 @@ int fit_run(const FitOptions *o, FitResult *r, char *err) {
     Dataset d;
     Config cfg;
     Model m;
+    Batcher *bt;
     memset(r, 0, sizeof(*r));
     r->best_val_loss = r->val_ppl = NAN;
-    if (fit_setup(o, &d, &cfg, err)) return 1;
-    memset(&m, 0, sizeof(m));
-    if (model_build(&m, &cfg, err)) { dataset_close(&d); return 1; }
+    if (fit_setup(o, &d, &cfg, &m, &bt, err)) return 1;
     model_init(&m, o->seed);
     m.dropout_seed = o->seed;
-    const TokenFile *train_src = cfg.arch == ARCH_LM ? NULL : &d.train_src;
-    Batcher *bt = batcher_new(train_src, &d.train_tgt, o->batch_tokens, o->seed, 1);
-    uint64_t checksum = tokenizer_checksum(d.tok);
 
-    // every input is checked: from here on the run directory is written
+    // every input is checked: from here on the run directory is written (log.csv now,
+    // tokenizer.bin and model.safetensors at the first checkpoint)
     char path[PATH_CAP];
     FILE *log = NULL;
     int rc = 1;
-    if (!bt) { errorf(err, "out of memory for the batcher"); goto done; }
     if (make_dirs(o->out_dir, err)) goto done;
-    path_join(path, o->out_dir, "tokenizer.bin");
-    if (tokenizer_save(d.tok, path, err)) goto done;
     path_join(path, o->out_dir, "log.csv");
     if (!(log = fopen(path, "w"))) {
         errorf(err, "cannot write %s; check the permissions of %s", path,
@@ -492,7 +595,7 @@ int fit_run(const FitOptions *o, FitResult *r, char *err) {
             printf("step %6ld | train %.4f | val %.4f (ppl %.2f) | lr %.2e | %.0f tok/s | "
                    "%.0f s\n", step, loss, val, exp(val), lr, tok_s, seconds_since(t0));
             fflush(stdout);
-            if (save_checkpoint(&m, o->out_dir, checksum, step, err)) goto stop;
+            if (save_checkpoint(&m, o->out_dir, d.tok, step, err)) goto stop;
         }
         fprintf(log, "%ld,%.4f,%ld,%.6g,%.6f,", step, (double)batches /
                 batcher_num_batches(bt), tokens, lr, loss);
@@ -509,7 +612,7 @@ int fit_run(const FitOptions *o, FitResult *r, char *err) {
                  "give more --steps or --minutes");
         goto stop;
     }
-    if (!evaluated && save_checkpoint(&m, o->out_dir, checksum, step, err)) goto stop;
+    if (!evaluated && save_checkpoint(&m, o->out_dir, d.tok, step, err)) goto stop;
 
     // summary
     int k = step < RECENT ? (int)step : RECENT;
@@ -533,7 +636,7 @@ stop:
     restore_signals(old_handlers);
 done:
     if (log) fclose(log);
-    if (bt) batcher_free(bt);
+    batcher_free(bt);
     model_free(&m);
     dataset_close(&d);
     return rc;

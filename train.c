@@ -10,6 +10,7 @@
 // This file holds the help texts, the flag parsing and the demo. Every flag is checked
 // before anything is written; bad input ends with one line "train: error: ..." on
 // stderr and exit status 2.
+#include <ctype.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -121,7 +122,8 @@ static const char *HELP_PREPARE =
 "                          default min(8000, 259 + training bytes / 500). The\n"
 "                          tokenizer learns from the training sources and targets\n"
 "                          (lm: the whole text); it stops early when no pair repeats.\n"
-"  --tokenizer FILE        reuse this tokenizer.bin instead of training one\n"
+"  --tokenizer FILE        reuse this tokenizer.bin (or the one in a data or run\n"
+"                          directory) instead of training one\n"
 "  --max-len N             tokens per line (lm: per chunk), default 128; longer lines\n"
 "                          are truncated, and counted in the statistics\n"
 "  --seed S                seed of the validation split (default 1)\n";
@@ -183,6 +185,9 @@ static void help_fit(void) {
 "                     the config and the tokenizer checksum\n"
 "  tokenizer.bin      the data's tokenizer, so that translate needs only RUNDIR\n"
 "Progress goes to stderr (one updating line on a terminal); Ctrl-C saves and exits 130.\n"
+"An existing RUNDIR is taken over once every flag and the data are checked: log.csv\n"
+"starts anew at once, the previous model.safetensors and its tokenizer.bin stay\n"
+"usable until the new run saves its first checkpoint, which replaces them.\n"
 "\n");
     print_fit_flags();
 }
@@ -239,6 +244,13 @@ static const char *HELP_ENCODE =
 "separated token ids. decode: the reverse; ids outside the vocabulary are an error\n"
 "(exit 2). FILE is a tokenizer.bin from `train prepare` or a run directory.\n";
 
+// A --tokenizer argument: a tokenizer.bin, or a data or run directory holding one.
+static const char *tokenizer_path(const char *arg, char out[PATH_CAP]) {
+    if (!is_directory(arg)) return arg;
+    path_join(out, arg, "tokenizer.bin");
+    return out;
+}
+
 static int is_help(const char *a) {
     return !strcmp(a, "--help") || !strcmp(a, "-h") || !strcmp(a, "help");
 }
@@ -261,12 +273,15 @@ static const char *path_value(int argc, char **argv, int *i) {
     return v;
 }
 
+// An integer in [-1e9, 1e9], written in decimal and nothing else.
 static long long_value(int argc, char **argv, int *i) {
     const char *flag = argv[*i], *v = flag_value(argc, argv, i);
     char *end;
     long x = strtol(v, &end, 10);
-    if (*v == '\0' || *end != '\0' || x < -1000000000L || x > 1000000000L)
+    if (*v == '\0' || isspace((unsigned char)*v) || *end != '\0')
         error_exit("%s expects an integer, got '%s'", flag, v);
+    if (x < -1000000000L || x > 1000000000L)
+        error_exit("%s %s is out of range; give at most 1000000000", flag, v);
     return x;
 }
 
@@ -276,7 +291,7 @@ static double num_value(int argc, char **argv, int *i) {
     const char *flag = argv[*i], *v = flag_value(argc, argv, i);
     char *end;
     double x = strtod(v, &end);
-    if (*v == '\0' || *end != '\0' || !isfinite(x))
+    if (*v == '\0' || isspace((unsigned char)*v) || *end != '\0' || !isfinite(x))
         error_exit("%s expects a number, got '%s'", flag, v);
     return x;
 }
@@ -287,6 +302,14 @@ static int arch_value(int argc, char **argv, int *i) {
     if (!strcmp(v, "lm")) return ARCH_LM;
     error_exit("--arch expects seq2seq or lm, got '%s'", v);
     return 0;
+}
+
+// --threads N: 1 to MAX_THREADS (more would only exhaust the stacks of the threads).
+#define MAX_THREADS 1024
+static int threads_value(int argc, char **argv, int *i) {
+    int n = int_value(argc, argv, i);
+    if (n < 1 || n > MAX_THREADS) error_exit("--threads %d must be in [1, %d]", n, MAX_THREADS);
+    return n;
 }
 
 // OpenMP threads: n > 0 sets them; returns the number in use.
@@ -343,10 +366,7 @@ static int fit_flag(FitOptions *o, int *budget_flags, int argc, char **argv, int
         o->eval_batches = int_value(argc, argv, i);
         if (o->eval_batches < 1) error_exit("--eval-batches %d must be at least 1", o->eval_batches);
     }
-    else if (!strcmp(a, "--threads")) {
-        o->threads = int_value(argc, argv, i);
-        if (o->threads < 1) error_exit("--threads %d must be at least 1", o->threads);
-    }
+    else if (!strcmp(a, "--threads")) o->threads = threads_value(argc, argv, i);
     else return 0;
     return 1;
 }
@@ -461,7 +481,8 @@ static int cmd_prepare(int argc, char **argv) {
                    "tokens come first)", o.vocab_size, TOK_NBASE, TOK_NBASE - 3);
     if (o.max_len < (o.text ? 2 : 1) || o.max_len > 100000)
         error_exit("--max-len %d must be in [%d, 100000]", o.max_len, o.text ? 2 : 1);
-    char err[KF_ERRLEN];
+    char file[PATH_CAP], err[KF_ERRLEN];
+    if (o.tokenizer) o.tokenizer = tokenizer_path(o.tokenizer, file);
     if (prepare_run(&o, err)) error_exit("%s", err);
     return 0;
 }
@@ -501,12 +522,11 @@ static int cmd_translate(int argc, char **argv) {
             if (max_len < 1) error_exit("--max-len %d must be at least 1", max_len);
         }
         else if (!strcmp(a, "--batch")) batch = int_value(argc, argv, &i);
-        else if (!strcmp(a, "--threads")) threads = int_value(argc, argv, &i);
+        else if (!strcmp(a, "--threads")) threads = threads_value(argc, argv, &i);
         else error_usage(a);
     }
     if (!dir) error_exit("translate needs --model RUNDIR, a directory written by `train fit`");
     if (batch < 1 || batch > 100000) error_exit("--batch %d must be in [1, 100000]", batch);
-    if (threads < 0) error_exit("--threads %d must be at least 1", threads);
     Model m;
     Tokenizer *tok;
     load_run(&m, &tok, dir);
@@ -527,8 +547,10 @@ static int cmd_translate(int argc, char **argv) {
     while ((len = getline(&line, &cap, stdin)) >= 0) {
         if (len > 0 && line[len - 1] == '\n') len--;
         if (len > 0 && line[len - 1] == '\r') len--;
-        line[len] = '\0';
-        if (!(lines[n] = strdup(line))) error_exit("out of memory");
+        // a copy of len bytes: the line may hold NUL bytes
+        if (!(lines[n] = malloc((size_t)len + 1))) error_exit("out of memory");
+        memcpy(lines[n], line, (size_t)len);
+        lines[n][len] = '\0';
         lens[n++] = (size_t)len;
         if (n == chunk) {
             truncated += translate_print(&m, tok, lines, lens, n, batch, max_len);
@@ -566,14 +588,13 @@ static int cmd_sample(int argc, char **argv) {
         else if (!strcmp(a, "--temperature")) temperature = num_value(argc, argv, &i);
         else if (!strcmp(a, "--top-k")) top_k = int_value(argc, argv, &i);
         else if (!strcmp(a, "--seed")) seed = (uint64_t)long_value(argc, argv, &i);
-        else if (!strcmp(a, "--threads")) threads = int_value(argc, argv, &i);
+        else if (!strcmp(a, "--threads")) threads = threads_value(argc, argv, &i);
         else error_usage(a);
     }
     if (!dir) error_exit("sample needs --model RUNDIR, a directory written by `train fit`");
     if (ntokens < 0 || ntokens > 1000000) error_exit("--tokens %d must be in [0, 1000000]", ntokens);
     if (temperature < 0) error_exit("--temperature %g must be >= 0", temperature);
     if (top_k < 0) error_exit("--top-k %d must be >= 0 (0 keeps every token)", top_k);
-    if (threads < 0) error_exit("--threads %d must be at least 1", threads);
     Model m;
     Tokenizer *tok;
     load_run(&m, &tok, dir);
@@ -600,10 +621,8 @@ static Tokenizer *tokenizer_arg(int argc, char **argv) {
         else error_usage(argv[i]);
     }
     if (!path) error_exit("%s needs --tokenizer FILE (a tokenizer.bin from `train prepare`)", command);
-    char dirfile[PATH_CAP], err[KF_ERRLEN], err2[KF_ERRLEN];
-    Tokenizer *t = tokenizer_load(path, err);
-    path_join(dirfile, path, "tokenizer.bin");   // a data or run directory holds one
-    if (!t && file_exists(dirfile) && !(t = tokenizer_load(dirfile, err2))) error_exit("%s", err2);
+    char file[PATH_CAP], err[KF_ERRLEN];
+    Tokenizer *t = tokenizer_load(tokenizer_path(path, file), err);
     if (!t) error_exit("%s", err);
     return t;
 }
@@ -715,11 +734,10 @@ static int cmd_demo(int argc, char **argv, int first) {
         const char *a = argv[i];
         if (is_help(a)) { fputs(HELP_DEMO, stdout); return 0; }
         if (!strcmp(a, "--minutes")) minutes = num_value(argc, argv, &i);
-        else if (!strcmp(a, "--threads")) threads = int_value(argc, argv, &i);
+        else if (!strcmp(a, "--threads")) threads = threads_value(argc, argv, &i);
         else error_usage(a);
     }
     if (!(minutes > 0)) error_exit("--minutes %g must be positive", minutes);
-    if (threads < 0) error_exit("--threads %d must be at least 1", threads);
     PrepareOptions p;
     FitOptions f;
     demo_options(&p, &f, minutes);

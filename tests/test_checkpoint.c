@@ -600,7 +600,17 @@ static void test_plot(void) {
           "plot_missing_dir_fails", "no error");
 }
 
-int main(void) {
+// `test_checkpoint --xml-check FILE`: the same well-formedness check on a file the
+// program wrote (tests/test_cli.sh uses it on the SVG of a compare run).
+int main(int argc, char **argv) {
+    if (argc == 3 && !strcmp(argv[1], "--xml-check")) {
+        size_t len;
+        char *text = slurp(argv[2], &len);
+        const char *problem = text ? xml_check(text) : "cannot read the file";
+        if (problem) printf("%s: %s\n", argv[2], problem);
+        free(text);
+        return problem != NULL;
+    }
     if (!mkdtemp(dir)) { printf("FAIL mkdtemp: cannot create %s\n", dir); return 1; }
     test_round_trip();
     test_exact_bytes();

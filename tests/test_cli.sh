@@ -56,6 +56,11 @@ grep -q 'frobnicate' "$T/err" && pass unknown_flag_named || fail unknown_flag_na
 expect_exit unknown_command 2 $TRAIN frobnicate
 expect_exit missing_value 2 $TRAIN prepare --src
 expect_exit non_numeric 2 $TRAIN fit --data "$T/d" --out "$T/r" --steps abc
+expect_exit trailing_junk 2 $TRAIN fit --data "$T/d" --out "$T/r" --steps 12abc
+expect_exit integer_out_of_range 2 $TRAIN fit --data "$T/d" --out "$T/r" --steps 99999999999
+grep -q 'out of range' "$T/err" && pass integer_out_of_range_named || fail integer_out_of_range_named "$(cat "$T/err")"
+expect_exit nan_float 2 $TRAIN fit --data "$T/d" --out "$T/r" --lr nan
+expect_exit too_many_threads 2 $TRAIN translate --model "$T/r" --threads 100000
 
 # ---------------------------------------------------------------------------
 # prepare
@@ -65,6 +70,8 @@ expect_exit mismatched_lines 2 $TRAIN prepare --src "$T/train.en" --tgt "$T/shor
 expect_exit empty_file 2 $TRAIN prepare --src "$T/empty.txt" --tgt "$T/empty.txt" --out "$T/bad"
 expect_exit missing_file 2 $TRAIN prepare --src "$T/nope.en" --tgt "$T/train.de" --out "$T/bad"
 [ ! -e "$T/bad" ] && pass bad_input_writes_nothing || fail bad_input_writes_nothing "$T/bad was created"
+expect_exit directory_as_file 2 $TRAIN prepare --src "$T" --tgt "$T/train.de" --out "$T/bad"
+grep -q 'is a directory' "$T/err" && pass directory_as_file_named || fail directory_as_file_named "$(cat "$T/err")"
 expect_exit vocab_too_small 2 $TRAIN prepare --src "$T/train.en" --tgt "$T/train.de" --out "$T/bad" --vocab-size 100
 
 expect_exit prepare 0 $TRAIN prepare --src "$T/train.en" --tgt "$T/train.de" --out "$T/d" --vocab-size 300
@@ -99,6 +106,12 @@ expect_exit zero_steps 2 $TRAIN fit --data "$T/d" --out "$T/r" --steps 0
 expect_exit negative_lr 2 $TRAIN fit --data "$T/d" --out "$T/r" --lr -1
 expect_exit bad_embed 2 $TRAIN fit --data "$T/d" --out "$T/r" --embed kron:n=0
 expect_exit missing_data 2 $TRAIN fit --data "$T/nodata" --out "$T/r"
+expect_exit huge_d_model 2 $TRAIN fit --data "$T/d" --out "$T/r" --d-model 100000000 --heads 1 --steps 2
+grep -q 'too large' "$T/err" && pass huge_d_model_named || fail huge_d_model_named "$(cat "$T/err")"
+expect_exit huge_layers 2 $TRAIN fit --data "$T/d" --out "$T/r" --layers 1000000000 --steps 2
+expect_exit huge_max_len 2 $TRAIN fit --data "$T/d" --out "$T/r" --max-len 1000000000 --steps 2
+mkdir "$T/dbad" && cp "$T/d/"* "$T/dbad/" && sed 's/^max_len=.*/max_len=12abc/' "$T/d/dataset.txt" >"$T/dbad/dataset.txt"
+expect_exit dataset_txt_garbage 2 $TRAIN fit --data "$T/dbad" --out "$T/r" --steps 2
 [ ! -e "$T/r" ] && pass fit_bad_input_writes_nothing || fail fit_bad_input_writes_nothing "$T/r was created"
 
 expect_exit fit 0 $TRAIN fit --data "$T/d" --out "$T/r" $SMALL --steps 60 --lr 3e-3 --warmup 5 --eval-every 20 --dropout 0
@@ -116,11 +129,12 @@ awk -F, 'NR == 2 { first = $5 } NR > 1 { n++; l[n] = $5 }
     fail fit_val_every "expected val_loss at steps 20, 40, 60"
 grep -q '"best_val_loss": [0-9]' "$T/r/summary.json" && pass fit_summary || fail fit_summary "$(cat "$T/r/summary.json")"
 
-# a failing run leaves the existing checkpoint alone
-cksum <"$T/r/model.safetensors" >"$T/sum1"
+# a run refused for bad input leaves the existing run directory alone
+cat "$T/r/"* | cksum >"$T/sum1"
 expect_exit failing_run 2 $TRAIN fit --data "$T/d" --out "$T/r" $SMALL --heads 3 --steps 5
-cksum <"$T/r/model.safetensors" >"$T/sum2"
-cmp -s "$T/sum1" "$T/sum2" && pass checkpoint_kept || fail checkpoint_kept "model.safetensors changed"
+expect_exit failing_run_huge 2 $TRAIN fit --data "$T/d" --out "$T/r" $SMALL --ffn 1000000000 --steps 5
+cat "$T/r/"* | cksum >"$T/sum2"
+cmp -s "$T/sum1" "$T/sum2" && pass checkpoint_kept || fail checkpoint_kept "files of $T/r changed"
 
 # ---------------------------------------------------------------------------
 # translate
@@ -129,6 +143,20 @@ head -n 7 "$T/train.en" >"$T/in.en"
 expect_exit translate 0 $TRAIN translate --model "$T/r" --threads 1 <"$T/in.en"
 [ "$(wc -l <"$T/out")" -eq 7 ] && pass translate_one_line_per_input ||
     fail translate_one_line_per_input "$(wc -l <"$T/out") lines for 7"
+# a NUL byte, an empty line and a line far longer than the model's maximum length
+{ printf 'one\000two\n\n'; awk 'BEGIN { for (i = 0; i < 20000; i++) printf "seven "; print "" }'; } >"$T/odd.en"
+expect_exit translate_odd_lines 0 $TRAIN translate --model "$T/r" --threads 1 <"$T/odd.en"
+[ "$(wc -l <"$T/out")" -eq 3 ] && grep -q 'truncated' "$T/err" && pass translate_truncates_long_lines ||
+    fail translate_truncates_long_lines "$(wc -l <"$T/out") lines for 3; stderr: $(cat "$T/err")"
+expect_exit translate_model_is_file 2 $TRAIN translate --model "$T/in.en" <"$T/in.en"
+# checkpoint metadata edited in place (same length): heads not dividing, negative width, tie 7
+for edit in '"NH":"2"/"NH":"3"' '"C":"32"/"C":"-5"' '"tie":"1"/"tie":"7"'; do
+    rm -rf "$T/meta" && mkdir "$T/meta" && cp "$T/r/"* "$T/meta/"
+    from=${edit%/*}; to=${edit#*/}
+    at=$(grep -obUa -- "$from" "$T/meta/model.safetensors" | head -n 1 | cut -d: -f1)
+    printf '%s' "$to" | dd of="$T/meta/model.safetensors" bs=1 seek="$at" conv=notrunc 2>/dev/null
+    expect_exit "translate_bad_metadata_$to" 2 $TRAIN translate --model "$T/meta" <"$T/in.en"
+done
 expect_exit translate_no_checkpoint 2 $TRAIN translate --model "$T/d" <"$T/in.en"
 mkdir "$T/corrupt" && cp "$T/r/tokenizer.bin" "$T/corrupt/" &&
     head -c 1000 "$T/r/model.safetensors" >"$T/corrupt/model.safetensors"
@@ -143,6 +171,9 @@ expect_exit compare 0 $TRAIN compare --data "$T/d" --out "$T/cmp" --embed dense 
     fail compare_summary_rows "$(cat "$T/cmp/summary.md")"
 grep -q '<svg' "$T/cmp/loss.svg" && grep -q '</svg>' "$T/cmp/loss.svg" && pass compare_plot ||
     fail compare_plot "loss.svg missing or incomplete"
+# well-formed XML, by the checker in test_checkpoint (built by `make test` before this runs)
+xml=$(./tests/test_checkpoint --xml-check "$T/cmp/loss.svg" 2>&1) && pass compare_plot_is_xml ||
+    fail compare_plot_is_xml "$xml"
 [ -s "$T/cmp/kronxs_n2_r2/model.safetensors" ] && pass compare_run_dirs || fail compare_run_dirs "no kronxs_n2_r2/model.safetensors"
 expect_exit compare_bad_spec 2 $TRAIN compare --data "$T/d" --out "$T/cmp2" --embed dense --embed kronxs:n=1,r=0 --steps 2
 [ ! -e "$T/cmp2" ] && pass compare_bad_spec_writes_nothing || fail compare_bad_spec_writes_nothing "$T/cmp2 was created"
@@ -161,6 +192,13 @@ mkdir "$T/mixed" && cp "$T/d/"* "$T/mixed/" && cp "$T/lmd/tokenizer.bin" "$T/mix
 expect_exit fit_refuses_other_tokenizer 2 $TRAIN fit --data "$T/mixed" --out "$T/rm" --steps 2
 grep -q 'tokenizer' "$T/err" && [ ! -e "$T/rm" ] && pass fit_tokenizer_named ||
     fail fit_tokenizer_named "$(cat "$T/err")"
+# train.lm with three empty sequences: header, the tokenizer checksum, zero offsets
+mkdir "$T/lmempty" && cp "$T/lmd/"* "$T/lmempty/"
+{ printf 'KFTOKSEQ\001\000\000\000\000\000\000\000'; dd if="$T/lmd/train.lm" bs=1 skip=16 count=8 2>/dev/null
+  printf '\003\000\000\000\000\000\000\000'; head -c 40 /dev/zero; } >"$T/lmempty/train.lm"
+expect_exit lm_empty_sequences 2 $TRAIN fit --data "$T/lmempty" --out "$T/lmer" --steps 2
+grep -q 'every sequence is empty' "$T/err" && [ ! -e "$T/lmer" ] && pass lm_empty_sequences_named ||
+    fail lm_empty_sequences_named "$(cat "$T/err")"
 expect_exit lm_fit 0 $TRAIN fit --data "$T/lmd" --out "$T/lmr" $SMALL --steps 30 --lr 3e-3 --warmup 3
 grep -q '"arch": "lm"' "$T/lmr/summary.json" && grep -q '"Le": 0' "$T/lmr/summary.json" &&
     pass lm_fit_summary || fail lm_fit_summary "$(head -n 3 "$T/lmr/summary.json")"

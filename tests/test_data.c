@@ -170,7 +170,7 @@ static void test_batch_by_hand(void) {
     int sl[3] = {2, 1, 0}, tl[3] = {1, 3, 2};
     int32_t st[3] = {10, 11, 12}, tt[6] = {20, 21, 22, 23, 24, 25};
     TokenFile src = make_file(3, sl, st), tgt = make_file(3, tl, tt);
-    Batcher *bt = batcher_new(&src, &tgt, 1000, 1, 0);
+    Batcher *bt = batcher_new(&src, &tgt, 1000, 1, 0, (char[KF_ERRLEN]){0});
     Batch b;
     int got = bt && batcher_next(bt, &b);
     CHECK(got && b.B == 3 && b.S == 3 && b.T == 4 && b.ntok == 9,
@@ -199,7 +199,7 @@ static void test_batch_by_hand(void) {
 
     // Budget 8: max(S, T) is 4 for the first two rows (2 * 4 = 8), and the third would
     // make it 12, so it goes alone.
-    bt = batcher_new(&src, &tgt, 8, 1, 0);
+    bt = batcher_new(&src, &tgt, 8, 1, 0, (char[KF_ERRLEN]){0});
     int b1 = bt && batcher_next(bt, &b) ? b.B : -1;
     int b2 = bt && batcher_next(bt, &b) ? b.B : -1;
     CHECK(bt && batcher_num_batches(bt) == 2 && b1 == 2 && b2 == 1 && b.index[0] == 2,
@@ -211,7 +211,7 @@ static void test_batch_by_hand(void) {
     int ll[3] = {3, 0, 1};
     int32_t lt[4] = {5, 6, 7, 8};
     TokenFile lm = make_file(3, ll, lt);
-    bt = batcher_new(NULL, &lm, 1000, 1, 0);
+    bt = batcher_new(NULL, &lm, 1000, 1, 0, (char[KF_ERRLEN]){0});
     got = bt && batcher_next(bt, &b);
     CHECK(got && b.B == 2 && b.S == 0 && b.T == 3 && b.src == NULL && b.ntok == 4 &&
               b.index[0] == 0 && b.index[1] == 2,
@@ -226,8 +226,8 @@ static void test_batch_by_hand(void) {
 
     int zl[2] = {0, 0};
     TokenFile zero = make_file(2, zl, NULL);
-    CHECK(batcher_new(NULL, &zero, 100, 1, 1) == NULL, "batcher: lm of empty sequences -> NULL", "");
-    CHECK(batcher_new(&zero, &src, 100, 1, 1) == NULL, "batcher: 2 vs 3 sequences -> NULL", "");
+    CHECK(batcher_new(NULL, &zero, 100, 1, 1, (char[KF_ERRLEN]){0}) == NULL, "batcher: lm of empty sequences -> NULL", "");
+    CHECK(batcher_new(&zero, &src, 100, 1, 1, (char[KF_ERRLEN]){0}) == NULL, "batcher: 2 vs 3 sequences -> NULL", "");
     tokfile_free(&src); tokfile_free(&tgt); tokfile_free(&lm); tokfile_free(&zero);
 }
 
@@ -316,7 +316,7 @@ static void test_batcher_random(void) {
     static long long lo[N], hi[N], range[N][2];
     char why[128] = "";
 
-    Batcher *bt = batcher_new(&src, &tgt, BUDGET, 7, 1);
+    Batcher *bt = batcher_new(&src, &tgt, BUDGET, 7, 1, (char[KF_ERRLEN]){0});
     int nbatch = bt ? batcher_num_batches(bt) : 0, all_once = 1, ok = bt != NULL;
     int norder = 0, sorted = 1;
     for (int e = 0; e < 3 && ok; e++) {
@@ -342,8 +342,8 @@ static void test_batcher_random(void) {
           "batcher: new batch order each epoch", "%d batches", nbatch);
 
     // The same seed gives the same batches in the same order; another seed does not.
-    Batcher *b2 = batcher_new(&src, &tgt, BUDGET, 7, 1);
-    Batcher *b3 = batcher_new(&src, &tgt, BUDGET, 8, 1);
+    Batcher *b2 = batcher_new(&src, &tgt, BUDGET, 7, 1, (char[KF_ERRLEN]){0});
+    Batcher *b3 = batcher_new(&src, &tgt, BUDGET, 8, 1, (char[KF_ERRLEN]){0});
     static int o2[N], o3[N];
     int n2 = 0, n3 = 0;
     run_epoch(b2, &src, &tgt, BUDGET, o2, &n2, lo, hi, why);
@@ -354,7 +354,7 @@ static void test_batcher_random(void) {
 
     // shuffle = 0: file order in every epoch, and greedy cuts (the next sequence would
     // not have fit into the batch before it).
-    bt = batcher_new(&src, &tgt, BUDGET, 7, 0);
+    bt = batcher_new(&src, &tgt, BUDGET, 7, 0, (char[KF_ERRLEN]){0});
     int in_order = bt != NULL, greedy = 1, prevS = 0, prevT = 0, prevB = 0;
     Batch b;
     for (int e = 0; e < 2 && bt; e++) {
@@ -376,7 +376,7 @@ static void test_batcher_random(void) {
     batcher_free(bt);
 
     // lm mode on the same target file: every non-empty sequence once.
-    bt = batcher_new(NULL, &tgt, BUDGET, 3, 1);
+    bt = batcher_new(NULL, &tgt, BUDGET, 3, 1, (char[KF_ERRLEN]){0});
     int nonempty = 0, count = 0, lm_ok = bt != NULL;
     for (int i = 0; i < N; i++) nonempty += tgt.off[i + 1] > tgt.off[i];
     memset(seen, 0, sizeof seen);
