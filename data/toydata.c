@@ -1,12 +1,11 @@
 // toydata.c: English and German number words for 0..999999, and a generator for the
 // toy translation data set (see data/README.md for the task and the split scheme).
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include "../common.h"
+#include "../fileio.h"
 #include "toydata.h"
 
 // Appends s to out (cap bytes), truncating safely; out stays NUL-terminated.
@@ -125,63 +124,18 @@ static int draw_large(uint8_t *used, int *left, uint64_t *rng) {
 // Writes DIR/NAME.{en,de} (german = 0, 1) for nums[0..n), atomically.
 static int write_lines(const char *dir, const char *name, int german, const int *nums,
                        int n, char *err) {
-    const char *ext = german ? "de" : "en";
-    char path[4096], tmp[4096];
-    if (snprintf(tmp, sizeof tmp, "%s/%s.%s.tmp", dir, name, ext) >= (int)sizeof tmp) {
-        snprintf(err, KF_ERRLEN, "toy data: directory name too long: %s", dir);
-        return 1;
-    }
-    snprintf(path, sizeof path, "%s/%s.%s", dir, name, ext);
-    FILE *fp = fopen(tmp, "w");
-    if (!fp) {
-        snprintf(err, KF_ERRLEN, "cannot create %s/%s.%s.tmp: %s", dir, name, ext,
-                 strerror(errno));
-        return 1;
-    }
+    char file[64], path[PATH_CAP];
+    snprintf(file, sizeof file, "%s.%s", name, german ? "de" : "en");
+    path_join(path, dir, file);
+    FILE *fp = text_begin(path, err);
+    if (!fp) return 1;
     char line[256];
-    int bad = 0;
-    for (int i = 0; i < n && !bad; i++) {
+    for (int i = 0; i < n; i++) {
         if (german) toy_german(nums[i], line, sizeof line);
         else toy_english(nums[i], line, sizeof line);
-        bad = fprintf(fp, "%s\n", line) < 0;
+        fprintf(fp, "%s\n", line);
     }
-    bad = fclose(fp) != 0 || bad;
-    if (bad || rename(tmp, path) != 0) {
-        snprintf(err, KF_ERRLEN, "cannot write %s/%s.%s: %s (disk full or no permission?)",
-                 dir, name, ext, strerror(errno));
-        remove(tmp);
-        return 1;
-    }
-    return 0;
-}
-
-// mkdir that accepts an existing directory.
-static int make_dir(const char *path, char *err) {
-    struct stat st;
-    if (mkdir(path, 0777) == 0 || (errno == EEXIST && stat(path, &st) == 0 &&
-                                   S_ISDIR(st.st_mode)))
-        return 0;
-    snprintf(err, KF_ERRLEN, "cannot create directory %s: %s", path,
-             errno == EEXIST ? "a file of that name exists" : strerror(errno));
-    return 1;
-}
-
-// Creates dir and, if missing, its parent (enough for the default data/toy).
-static int make_dirs(const char *dir, char *err) {
-    char parent[4096];
-    size_t n = strlen(dir);
-    if (n == 0 || n >= sizeof parent) {
-        snprintf(err, KF_ERRLEN, "bad data directory name '%s'", dir);
-        return 1;
-    }
-    memcpy(parent, dir, n + 1);
-    while (n > 1 && parent[n - 1] == '/') parent[--n] = '\0';
-    char *slash = strrchr(parent, '/');
-    if (slash && slash != parent) {
-        *slash = '\0';
-        if (make_dir(parent, err)) return 1;
-    }
-    return make_dir(dir, err);
+    return text_commit(fp, path, err);
 }
 
 int toy_generate(const char *dir, uint64_t seed, int n_train, int n_valid, int n_test,
@@ -191,6 +145,10 @@ int toy_generate(const char *dir, uint64_t seed, int n_train, int n_valid, int n
         (long long)n_valid + n_test + (n_train - n_small) > TOY_N - TOY_SMALL) {
         snprintf(err, KF_ERRLEN, "toy data: cannot draw %d + %d + %d distinct numbers "
                  "below 1000000; ask for fewer", n_train, n_valid, n_test);
+        return 1;
+    }
+    if (strlen(dir) > PATH_ARG_MAX) {
+        snprintf(err, KF_ERRLEN, "toy data: directory name too long: %.80s...", dir);
         return 1;
     }
     if (make_dirs(dir, err)) return 1;
