@@ -527,6 +527,7 @@ struct Acts {
     real *logits;                   // (BT, V): logits, probabilities, then dlogits
     real *rowloss;                  // (BT)
     real *table;                    // (V, C) factorized tied output table
+    const real *W;                  // (V, C) the output projection the last forward used
     real *tmp;                      // (R, C) a branch's output; R = max(BS, BT)
     // backward scratch
     real *dtable;                   // (V, C)
@@ -689,6 +690,14 @@ static void branch_out_forward(Model *m, real *xout, const real *x, int site, si
     residual_add(xout, x, m->acts->tmp, n);
 }
 
+// The gradient of a branch's output, from the residual stream's: dropout's mask applied
+// to a->dres (into a->dy), or a->dres itself when dropout is off.
+static const real *branch_out_backward(Model *m, int site, size_t n) {
+    if (drop_p(m) <= 0) return m->acts->dres;
+    dropout_apply(m->acts->dy, m->acts->dres, n, drop_p(m), drop_base(m, site));
+    return m->acts->dy;
+}
+
 static void self_attn_forward(Model *m, const SelfAttn *v, real *xout, const real *x, int B, int T) {
     Acts *a = m->acts;
     int C = m->cfg.C, N = B * T;
@@ -703,9 +712,9 @@ static void self_attn_forward(Model *m, const SelfAttn *v, real *xout, const rea
 static void self_attn_backward(Model *m, const SelfAttn *v, const real *x, int B, int T) {
     Acts *a = m->acts;
     int C = m->cfg.C, N = B * T;
-    dropout_apply(a->dy, a->dres, (size_t)N * C, drop_p(m), drop_base(m, v->site + 1));
+    const real *dy = branch_out_backward(m, v->site + 1, (size_t)N * C);
     zero(a->tmp, (size_t)N * C);
-    matmul_backward(a->tmp, GRAD(m, v->projw), GRAD(m, v->projb), a->dy, v->atty, v->projw, N, C, C);
+    matmul_backward(a->tmp, GRAD(m, v->projw), GRAD(m, v->projb), dy, v->atty, v->projw, N, C, C);
     zero(a->dq, (size_t)N * 3 * C);
     AttnShape s = { B, T, T, C, m->cfg.NH, 3 * C, 3 * C, v->causal, drop_p(m), drop_base(m, v->site) };
     attention_backward(a->dq, a->dq + C, a->dq + 2 * C, a->datt, a->tmp,
@@ -732,9 +741,9 @@ static void cross_attn_forward(Model *m, const CrossAttn *v, real *xout, const r
 static void cross_attn_backward(Model *m, const CrossAttn *v, const real *x, int B, int S, int T) {
     Acts *a = m->acts;
     int C = m->cfg.C, N = B * T;
-    dropout_apply(a->dy, a->dres, (size_t)N * C, drop_p(m), drop_base(m, v->site + 1));
+    const real *dy = branch_out_backward(m, v->site + 1, (size_t)N * C);
     zero(a->tmp, (size_t)N * C);
-    matmul_backward(a->tmp, GRAD(m, v->projw), GRAD(m, v->projb), a->dy, v->atty, v->projw, N, C, C);
+    matmul_backward(a->tmp, GRAD(m, v->projw), GRAD(m, v->projb), dy, v->atty, v->projw, N, C, C);
     zero(a->dq, (size_t)N * C);
     zero(a->dkv, (size_t)B * S * 2 * C);
     AttnShape s = { B, T, S, C, m->cfg.NH, C, 2 * C, 0, drop_p(m), drop_base(m, v->site) };
@@ -757,9 +766,9 @@ static void ffn_forward(Model *m, const FFN *v, real *xout, const real *x, int N
 static void ffn_backward(Model *m, const FFN *v, const real *x, int N) {
     Acts *a = m->acts;
     int C = m->cfg.C, F = m->cfg.F;
-    dropout_apply(a->dy, a->dres, (size_t)N * C, drop_p(m), drop_base(m, v->site));
+    const real *dy = branch_out_backward(m, v->site, (size_t)N * C);
     zero(a->dfchg, (size_t)N * F);
-    matmul_backward(a->dfchg, GRAD(m, v->fc2w), GRAD(m, v->fc2b), a->dy, v->fchg, v->fc2w, N, F, C);
+    matmul_backward(a->dfchg, GRAD(m, v->fc2w), GRAD(m, v->fc2b), dy, v->fchg, v->fc2w, N, F, C);
     zero(a->dfch, (size_t)N * F);
     gelu_backward(a->dfch, v->fch, a->dfchg, (size_t)N * F);
     zero(a->dln, (size_t)N * C);
@@ -831,7 +840,8 @@ static void decoder_forward(Model *m) {
     }
     layernorm_forward(a->d_out, a->d_lnfm, a->d_lnfr, a->d_x + m->cfg.Ld * nT,
                       m->params.d_lnfw, m->params.d_lnfb, B * T, C);
-    matmul_forward(a->logits, a->d_out, output_weight(m), NULL, B * T, C, m->cfg.V);
+    a->W = output_weight(m);   // built once per step; backward reuses it
+    matmul_forward(a->logits, a->d_out, a->W, NULL, B * T, C, m->cfg.V);
     m->logits = a->logits;
 }
 
@@ -894,7 +904,7 @@ void model_backward(Model *m) {
     real *dW = !c->tie ? m->grads.outw : fact_tied ? a->dtable : m->grads.embed;
     if (fact_tied) zero(a->dtable, (size_t)V * C);
     zero(a->dln, (size_t)B * T * C);
-    matmul_backward(a->dln, dW, NULL, a->logits, a->d_out, output_weight(m), B * T, C, V);
+    matmul_backward(a->dln, dW, NULL, a->logits, a->d_out, a->W, B * T, C, V);
     if (fact_tied) embed_table_backward(m->grads.embed, a->dtable, m->params.embed, &m->emb);
     zero(a->dres, (size_t)B * T * C);
     layernorm_backward(a->dres, m->grads.d_lnfw, m->grads.d_lnfb, a->dln, a->d_x + c->Ld * nT,
