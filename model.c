@@ -120,10 +120,12 @@ void matmul_forward(real *out, const real *inp, const real *w, const real *b,
         for (int o = 0; o < OC; o++) out[(size_t)i * OC + o] += b[o];
 }
 
-// dinp += dout . W;  dw += dout^T . inp;  db += column sums of dout. dinp, db may be NULL.
-void matmul_backward(real *dinp, real *dw, real *db, const real *dout,
-                     const real *inp, const real *w, int N, int IC, int OC) {
-    if (dinp) mm_nn(dinp, dout, w, N, IC, OC, OC, IC, IC, 1);
+// dinp (+)= dout . W;  dw += dout^T . inp;  db += column sums of dout. dinp, db may be
+// NULL. With dinp_acc = 0, dinp is overwritten instead, which spares the caller zeroing
+// a fresh gradient buffer first (a full pass over memory per layer).
+static void linear_backward(real *dinp, int dinp_acc, real *dw, real *db, const real *dout,
+                            const real *inp, const real *w, int N, int IC, int OC) {
+    if (dinp) mm_nn(dinp, dout, w, N, IC, OC, OC, IC, IC, dinp_acc);
     mm_tn(dw, dout, inp, OC, IC, N, OC, IC, IC, 1);
     if (!db) return;
     #pragma omp parallel for
@@ -132,6 +134,11 @@ void matmul_backward(real *dinp, real *dw, real *db, const real *dout,
         for (int i = 0; i < N; i++)
             for (int o = o0; o < o1; o++) db[o] += dout[(size_t)i * OC + o];
     }
+}
+
+void matmul_backward(real *dinp, real *dw, real *db, const real *dout,
+                     const real *inp, const real *w, int N, int IC, int OC) {
+    linear_backward(dinp, 1, dw, db, dout, inp, w, N, IC, OC);
 }
 
 // ----------------------------------------------------------------------------
@@ -713,14 +720,12 @@ static void self_attn_backward(Model *m, const SelfAttn *v, const real *x, int B
     Acts *a = m->acts;
     int C = m->cfg.C, N = B * T;
     const real *dy = branch_out_backward(m, v->site + 1, (size_t)N * C);
-    zero(a->tmp, (size_t)N * C);
-    matmul_backward(a->tmp, GRAD(m, v->projw), GRAD(m, v->projb), dy, v->atty, v->projw, N, C, C);
+    linear_backward(a->tmp, 0, GRAD(m, v->projw), GRAD(m, v->projb), dy, v->atty, v->projw, N, C, C);
     zero(a->dq, (size_t)N * 3 * C);
     AttnShape s = { B, T, T, C, m->cfg.NH, 3 * C, 3 * C, v->causal, drop_p(m), drop_base(m, v->site) };
     attention_backward(a->dq, a->dq + C, a->dq + 2 * C, a->datt, a->tmp,
                        v->qkv, v->qkv + C, v->qkv + 2 * C, v->att, s);
-    zero(a->dln, (size_t)N * C);
-    matmul_backward(a->dln, GRAD(m, v->qkvw), GRAD(m, v->qkvb), a->dq, v->ln, v->qkvw, N, C, 3 * C);
+    linear_backward(a->dln, 0, GRAD(m, v->qkvw), GRAD(m, v->qkvb), a->dq, v->ln, v->qkvw, N, C, 3 * C);
     layernorm_backward(a->dres, GRAD(m, v->lnw), GRAD(m, v->lnb), a->dln, x, v->lnw, v->lnm, v->lnr, N, C);
 }
 
@@ -742,15 +747,13 @@ static void cross_attn_backward(Model *m, const CrossAttn *v, const real *x, int
     Acts *a = m->acts;
     int C = m->cfg.C, N = B * T;
     const real *dy = branch_out_backward(m, v->site + 1, (size_t)N * C);
-    zero(a->tmp, (size_t)N * C);
-    matmul_backward(a->tmp, GRAD(m, v->projw), GRAD(m, v->projb), dy, v->atty, v->projw, N, C, C);
+    linear_backward(a->tmp, 0, GRAD(m, v->projw), GRAD(m, v->projb), dy, v->atty, v->projw, N, C, C);
     zero(a->dq, (size_t)N * C);
     zero(a->dkv, (size_t)B * S * 2 * C);
     AttnShape s = { B, T, S, C, m->cfg.NH, C, 2 * C, 0, drop_p(m), drop_base(m, v->site) };
     attention_backward(a->dq, a->dkv, a->dkv + C, a->datt, a->tmp, v->q, v->kv, v->kv + C, v->att, s);
     matmul_backward(a->denc, GRAD(m, v->kvw), GRAD(m, v->kvb), a->dkv, a->e_out, v->kvw, B * S, C, 2 * C);
-    zero(a->dln, (size_t)N * C);
-    matmul_backward(a->dln, GRAD(m, v->qw), GRAD(m, v->qb), a->dq, v->ln, v->qw, N, C, C);
+    linear_backward(a->dln, 0, GRAD(m, v->qw), GRAD(m, v->qb), a->dq, v->ln, v->qw, N, C, C);
     layernorm_backward(a->dres, GRAD(m, v->lnw), GRAD(m, v->lnb), a->dln, x, v->lnw, v->lnm, v->lnr, N, C);
 }
 
@@ -767,12 +770,10 @@ static void ffn_backward(Model *m, const FFN *v, const real *x, int N) {
     Acts *a = m->acts;
     int C = m->cfg.C, F = m->cfg.F;
     const real *dy = branch_out_backward(m, v->site, (size_t)N * C);
-    zero(a->dfchg, (size_t)N * F);
-    matmul_backward(a->dfchg, GRAD(m, v->fc2w), GRAD(m, v->fc2b), dy, v->fchg, v->fc2w, N, F, C);
+    linear_backward(a->dfchg, 0, GRAD(m, v->fc2w), GRAD(m, v->fc2b), dy, v->fchg, v->fc2w, N, F, C);
     zero(a->dfch, (size_t)N * F);
     gelu_backward(a->dfch, v->fch, a->dfchg, (size_t)N * F);
-    zero(a->dln, (size_t)N * C);
-    matmul_backward(a->dln, GRAD(m, v->fcw), GRAD(m, v->fcb), a->dfch, v->ln, v->fcw, N, C, F);
+    linear_backward(a->dln, 0, GRAD(m, v->fcw), GRAD(m, v->fcb), a->dfch, v->ln, v->fcw, N, C, F);
     layernorm_backward(a->dres, GRAD(m, v->lnw), GRAD(m, v->lnb), a->dln, x, v->lnw, v->lnm, v->lnr, N, C);
 }
 
@@ -903,8 +904,7 @@ void model_backward(Model *m) {
     int fact_tied = c->tie && m->emb.kind != EMBED_DENSE;
     real *dW = !c->tie ? m->grads.outw : fact_tied ? a->dtable : m->grads.embed;
     if (fact_tied) zero(a->dtable, (size_t)V * C);
-    zero(a->dln, (size_t)B * T * C);
-    matmul_backward(a->dln, dW, NULL, a->logits, a->d_out, a->W, B * T, C, V);
+    linear_backward(a->dln, 0, dW, NULL, a->logits, a->d_out, a->W, B * T, C, V);
     if (fact_tied) embed_table_backward(m->grads.embed, a->dtable, m->params.embed, &m->emb);
     zero(a->dres, (size_t)B * T * C);
     layernorm_backward(a->dres, m->grads.d_lnfw, m->grads.d_lnfb, a->dln, a->d_x + c->Ld * nT,
