@@ -106,21 +106,19 @@ static void test_defaults(void) {
         CHECK(!strcmp(got, want), name, "got %s, want %s", got, want);
     }
     char got[128];
-    Embed e = make("kronxs:n=2,r=8", 8000, 256);
-    embed_spec_string(&e, got, sizeof got);
-    CHECK(!strcmp(got, "kronxs:n=2,r=8,q=16x16,t=90x89"), "default t over V", "got %s", got);
-    e = make("kron", 100, 256);
-    embed_spec_string(&e, got, sizeof got);
-    CHECK(!strcmp(got, "kron:n=2,r=1,q=16x16"), "kron defaults n=2 r=1", "got %s", got);
-    e = make("kronxs", 100, 256);
-    embed_spec_string(&e, got, sizeof got);
-    CHECK(!strcmp(got, "kronxs:n=2,r=1,q=16x16,t=10x10"), "kronxs defaults", "got %s", got);
-    e = make("kronxs:t=10x10x10", 1000, 256);   // n from the number of factors
-    embed_spec_string(&e, got, sizeof got);
-    CHECK(!strcmp(got, "kronxs:n=3,r=1,q=7x7x6,t=10x10x10"), "n from t", "got %s", got);
-    e = make("kron:r=3,q=8x32", 100, 256);
-    embed_spec_string(&e, got, sizeof got);
-    CHECK(!strcmp(got, "kron:n=2,r=3,q=8x32"), "non-uniform q kept", "got %s", got);
+    struct { const char *spec; int V, C; const char *want, *name; } defaults[] = {
+        {"kronxs:n=2,r=8", 8000, 256, "kronxs:n=2,r=8,q=16x16,t=90x89", "default t over V"},
+        {"kron", 100, 256, "kron:n=2,r=1,q=16x16", "kron defaults n=2 r=1"},
+        {"kronxs", 100, 256, "kronxs:n=2,r=1,q=16x16,t=10x10", "kronxs defaults"},
+        {"kronxs:t=10x10x10", 1000, 256, "kronxs:n=3,r=1,q=7x7x6,t=10x10x10", "n from t"},
+        {"kron:r=3,q=8x32", 100, 256, "kron:n=2,r=3,q=8x32", "non-uniform q kept"},
+    };
+    Embed e;
+    for (size_t i = 0; i < sizeof defaults / sizeof defaults[0]; i++) {
+        e = make(defaults[i].spec, defaults[i].V, defaults[i].C);
+        embed_spec_string(&e, got, sizeof got);
+        CHECK(!strcmp(got, defaults[i].want), defaults[i].name, "got %s", got);
+    }
     e = make("dense", 100, 256);
     embed_spec_string(&e, got, sizeof got);
     CHECK(!strcmp(got, "dense") && e.n == 1 && e.r == 1, "dense spec", "got %s", got);
