@@ -99,9 +99,10 @@ void model_init(Model *m, uint64_t seed);
 void model_free(Model *m);
 
 // Forward pass. src (B, S) (NULL for lm), tgt_in (B, T), tgt_out (B, T) or NULL;
-// TOK_PAD entries are padding. Computes m->logits; with tgt_out returns the mean
-// cross-entropy (label-smoothed when training) over non-pad targets, else 0.
-// S, T <= cfg.maxT.
+// TOK_PAD entries are padding. Computes m->logits (B, T, V); with tgt_out returns the
+// mean cross-entropy (label-smoothed when training) over non-pad targets, and
+// m->logits then holds the probabilities (backward turns them into dlogits in place);
+// without, it returns 0. S, T <= cfg.maxT.
 real model_forward(Model *m, const int *src, const int *tgt_in, const int *tgt_out,
                    int B, int S, int T);
 // Backward of the last forward (which must have had tgt_out): grads += d loss / d params.
