@@ -46,7 +46,7 @@ static int decode_batch(Model *m, const Tokenizer *tok, int B, int max_len, int 
             int next = TOK_PAD;
             if (!done[b]) {
                 // argmax of the last position's logits; <pad> and <bos> are never right
-                const real *logit = m->logits + ((size_t)b * t + t - 1) * V;   // (V)
+                const real *logit = m->logits + (size_t)b * V;   // (V) of position t - 1
                 next = TOK_EOS;
                 for (int v = TOK_EOS + 1; v < V; v++) if (logit[v] > logit[next]) next = v;
                 if (next == TOK_EOS) { done[b] = 1; B_done++; next = TOK_PAD; }
@@ -195,8 +195,8 @@ int sample_lm(Model *m, const Tokenizer *tok, const char *prompt, int ntokens,
         int k = n < (size_t)W ? (int)n : W;
         in[0] = TOK_BOS;
         memcpy(in + 1, ctx + n - k, (size_t)k * sizeof(int));
-        model_forward(m, NULL, in, NULL, 1, 0, k + 1);
-        int next = pick_token(m->logits + (size_t)k * c->V, c->V, temperature, top_k,
+        model_decode(m, in, 1, k + 1);
+        int next = pick_token(m->logits, c->V, temperature, top_k,
                               scratch, &rng);
         ctx[n++] = next;
         int blen;

@@ -822,7 +822,8 @@ static void encoder_forward(Model *m) {
                       m->params.e_lnfw, m->params.e_lnfb, B * S, C);
 }
 
-static void decoder_forward(Model *m) {
+// last_only: logits for each row's last position only, (B, V), for generation.
+static void decoder_forward(Model *m, int last_only) {
     Acts *a = m->acts;
     int B = m->B, S = m->S, T = m->T, C = m->cfg.C, enc = m->cfg.arch == ARCH_SEQ2SEQ;
     size_t nT = a->nT * C;
@@ -842,7 +843,13 @@ static void decoder_forward(Model *m) {
     layernorm_forward(a->d_out, a->d_lnfm, a->d_lnfr, a->d_x + m->cfg.Ld * nT,
                       m->params.d_lnfw, m->params.d_lnfb, B * T, C);
     a->W = output_weight(m);   // built once per step; backward reuses it
-    matmul_forward(a->logits, a->d_out, a->W, NULL, B * T, C, m->cfg.V);
+    if (last_only) {
+        for (int b = 0; b < B; b++)
+            memcpy(a->tmp + (size_t)b * C, a->d_out + ((size_t)b * T + T - 1) * C, (size_t)C * sizeof(real));
+        matmul_forward(a->logits, a->tmp, a->W, NULL, B, C, m->cfg.V);
+    } else {
+        matmul_forward(a->logits, a->d_out, a->W, NULL, B * T, C, m->cfg.V);
+    }
     m->logits = a->logits;
 }
 
@@ -865,7 +872,7 @@ real model_forward(Model *m, const int *src, const int *tgt_in, const int *tgt_o
     if (enc) set_tokens(a->src, a->src_valid, src, (size_t)B * S);
     set_tokens(a->tgt_in, a->tgt_valid, tgt_in, (size_t)B * T);
     if (enc) encoder_forward(m);
-    decoder_forward(m);
+    decoder_forward(m, 0);
     m->ntok = 0;
     if (!tgt_out) return 0;
     memcpy(a->tgt_out, tgt_out, (size_t)B * T * sizeof(int));
@@ -888,7 +895,7 @@ void model_decode(Model *m, const int *tgt_in, int B, int T) {
     }
     m->B = B; m->T = T;
     set_tokens(m->acts->tgt_in, m->acts->tgt_valid, tgt_in, (size_t)B * T);
-    decoder_forward(m);
+    decoder_forward(m, 1);
 }
 
 void model_zero_grad(Model *m) { zero(m->grad_mem, m->num_params); }

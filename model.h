@@ -109,10 +109,12 @@ real model_forward(Model *m, const int *src, const int *tgt_in, const int *tgt_o
 void model_backward(Model *m);
 void model_zero_grad(Model *m);
 
-// Encoder only (seq2seq), then the decoder on tgt_in against that encoding: for greedy
-// decoding, which re-runs the decoder on a growing prefix without re-encoding.
+// For generation: the encoder alone (seq2seq), then the decoder on tgt_in (B, T)
+// against that encoding, which greedy decoding re-runs on a growing prefix without
+// re-encoding (an lm needs no model_encode). model_decode fills m->logits (B, V) with
+// the logits of each row's last position only.
 void model_encode(Model *m, const int *src, int B, int S);
-void model_decode(Model *m, const int *tgt_in, int B, int T);   // fills m->logits
+void model_decode(Model *m, const int *tgt_in, int B, int T);
 
 // Global gradient L2 norm; clip_grads scales the gradients to norm <= max_norm.
 double model_grad_norm(const Model *m);
