@@ -40,7 +40,7 @@ int embed_parse(Embed *e, const char *spec, int V, int C, char *err);
 void embed_spec_string(const Embed *e, char *out, size_t cap);
 
 // Tensors of the parameter block, in order, for checkpoints and printing.
-// i in [0, embed_num_tensors): name (e.g. "embed.weight", "embed.f.0.1"), shape.
+// i in [0, embed_num_tensors): name (e.g. "embed.weight", "embed.kron", "embed.kronxs.0"), shape.
 int embed_num_tensors(const Embed *e);
 void embed_tensor_info(const Embed *e, int i, char *name, size_t cap, int *ndim,
                        int shape[4], size_t *offset, size_t *numel);

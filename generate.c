@@ -178,7 +178,9 @@ int sample_lm(Model *m, const Tokenizer *tok, const char *prompt, int ntokens,
         return 1;
     }
     size_t plen = strlen(prompt);
-    int W = c->maxT - 1;   // context window: <bos> + W tokens fill the positions
+    // context window: an lm trained on chunks of maxT - 1 tokens saw <bos> + at most
+    // maxT - 2 of them, so positions up to maxT - 2 only
+    int W = c->maxT - 2;
     int *ctx = malloc((plen + (size_t)ntokens + 1) * sizeof(int));   // prompt + sample
     int *in = malloc((size_t)c->maxT * sizeof(int));                  // (1, T)
     float *scratch = malloc((size_t)c->V * sizeof(float));

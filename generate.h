@@ -16,7 +16,8 @@ int translate_lines(Model *m, const Tokenizer *tok, char *const *src, const size
                     int n, int batch, int max_len, char **out, int *truncated, char *err);
 
 // Samples ntokens tokens from an lm after the prompt and writes their text to out as
-// they come. The model sees <bos> + the last maxT - 1 tokens. temperature 0 is greedy;
+// they come. The model sees <bos> + the last maxT - 2 tokens (as in training).
+// temperature 0 is greedy;
 // top_k > 0 keeps the k most likely tokens. Special tokens are never drawn.
 int sample_lm(Model *m, const Tokenizer *tok, const char *prompt, int ntokens,
               float temperature, int top_k, uint64_t seed, FILE *out, char *err);

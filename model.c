@@ -616,6 +616,9 @@ void model_free(Model *m) {
 #define GRAD(m, p) ((m)->grad_mem + ((p) - (m)->param_mem))
 #define LAYER(p, l, n) ((p) ? (p) + (size_t)(l) * (n) : NULL)
 
+// Each dropout has its own site: (encoder 0 / decoder 1, layer, slot); a sublayer uses
+// slot k for its attention probabilities and k + 1 for its output.
+#define DROP_SITE(stack, l, slot) (((stack) << 24) | ((l) << 4) | (slot))
 static uint64_t drop_base(const Model *m, int site) {
     return hash64(m->dropout_seed ^ hash64(m->dropout_step)) + hash64((uint64_t)site << 32);
 }
@@ -653,7 +656,7 @@ static SelfAttn enc_self(const Model *m, int l) {
         p->e_qkvb + l * 3 * C, p->e_projw + l * C * C, p->e_projb + l * C,
         LAYER(a->e_ln1, l, nS * C), LAYER(a->e_ln1m, l, nS), LAYER(a->e_ln1r, l, nS),
         LAYER(a->e_qkv, l, nS * 3 * C), LAYER(a->e_att, l, a->aSS), LAYER(a->e_atty, l, nS * C),
-        a->src_valid, 0, 3 * l };
+        a->src_valid, 0, DROP_SITE(0, l, 0) };
 }
 static FFN enc_ffn(const Model *m, int l) {
     const Params *p = &m->params; const Acts *a = m->acts;
@@ -661,7 +664,7 @@ static FFN enc_ffn(const Model *m, int l) {
     return (FFN){ p->e_ln2w + l * C, p->e_ln2b + l * C, p->e_fcw + l * F * C, p->e_fcb + l * F,
         p->e_fc2w + l * C * F, p->e_fc2b + l * C,
         LAYER(a->e_ln2, l, nS * C), LAYER(a->e_ln2m, l, nS), LAYER(a->e_ln2r, l, nS),
-        LAYER(a->e_fch, l, nS * F), LAYER(a->e_fchg, l, nS * F), 3 * l + 2 };
+        LAYER(a->e_fch, l, nS * F), LAYER(a->e_fchg, l, nS * F), DROP_SITE(0, l, 2) };
 }
 static SelfAttn dec_self(const Model *m, int l) {
     const Params *p = &m->params; const Acts *a = m->acts;
@@ -670,7 +673,7 @@ static SelfAttn dec_self(const Model *m, int l) {
         p->d_qkvb + l * 3 * C, p->d_projw + l * C * C, p->d_projb + l * C,
         LAYER(a->d_ln1, l, nT * C), LAYER(a->d_ln1m, l, nT), LAYER(a->d_ln1r, l, nT),
         LAYER(a->d_qkv, l, nT * 3 * C), LAYER(a->d_att, l, a->aTT), LAYER(a->d_atty, l, nT * C),
-        a->tgt_valid, 1, 1000 + 5 * l };
+        a->tgt_valid, 1, DROP_SITE(1, l, 0) };
 }
 static CrossAttn dec_cross(const Model *m, int l) {
     const Params *p = &m->params; const Acts *a = m->acts;
@@ -680,7 +683,7 @@ static CrossAttn dec_cross(const Model *m, int l) {
         p->d_cprojw + l * C * C, p->d_cprojb + l * C,
         LAYER(a->d_ln2, l, nT * C), LAYER(a->d_ln2m, l, nT), LAYER(a->d_ln2r, l, nT),
         LAYER(a->d_cq, l, nT * C), LAYER(a->d_ckv, l, nS * 2 * C), LAYER(a->d_catt, l, a->aTS),
-        LAYER(a->d_catty, l, nT * C), 1000 + 5 * l + 2 };
+        LAYER(a->d_catty, l, nT * C), DROP_SITE(1, l, 2) };
 }
 static FFN dec_ffn(const Model *m, int l) {
     const Params *p = &m->params; const Acts *a = m->acts;
@@ -688,7 +691,7 @@ static FFN dec_ffn(const Model *m, int l) {
     return (FFN){ p->d_ln3w + l * C, p->d_ln3b + l * C, p->d_fcw + l * F * C, p->d_fcb + l * F,
         p->d_fc2w + l * C * F, p->d_fc2b + l * C,
         LAYER(a->d_ln3, l, nT * C), LAYER(a->d_ln3m, l, nT), LAYER(a->d_ln3r, l, nT),
-        LAYER(a->d_fch, l, nT * F), LAYER(a->d_fchg, l, nT * F), 1000 + 5 * l + 4 };
+        LAYER(a->d_fch, l, nT * F), LAYER(a->d_fchg, l, nT * F), DROP_SITE(1, l, 4) };
 }
 
 // Adds a projected branch (in a->tmp) to the residual stream, with dropout.
@@ -856,7 +859,7 @@ static void decoder_forward(Model *m, int last_only) {
 static void carve_or_die(Model *m, int B, int S, int T) {
     if (acts_carve(m, B, S, T)) {
         fprintf(stderr, "train: error: out of memory for a batch of %d x (%d, %d) tokens; "
-                "lower --batch-tokens\n", B, S, T);
+                "lower --batch-tokens (fit) or --batch (translate)\n", B, S, T);
         exit(1);
     }
 }

@@ -60,7 +60,7 @@ typedef struct {
 
 // One tensor of the parameter buffer, for checkpoints, tests and weight decay.
 typedef struct {
-    char name[64];       // e.g. "encoder.qkv.weight", "embed.weight"
+    char name[64];       // e.g. "encoder.attn.qkv.weight", "embed.weight"
     size_t offset;       // into the parameter buffer
     size_t numel;
     int ndim, shape[4];

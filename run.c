@@ -8,6 +8,7 @@
 #include "data.h"
 
 #include <signal.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -632,6 +633,11 @@ int fit_run(const FitOptions *o, FitResult *r, char *err) {
            r->val_ppl, r->peak_rss_mb, r->interrupted ? ", interrupted" : "");
     printf("fit: saved %s/model.safetensors\n", o->out_dir);
     rc = 0;
+    if (ferror(log) | fclose(log)) {   // a full disk must not pass for a complete log
+        errorf(err, "cannot write %s/log.csv (%s); check the disk", o->out_dir, strerror(errno));
+        rc = 1;
+    }
+    log = NULL;
 stop:
     restore_signals(old_handlers);
 done:
