@@ -343,6 +343,16 @@ void config_default(Config *c) {
 
 int config_check(const Config *c, char *err) {
     #define BAD(...) do { snprintf(err, KF_ERRLEN, __VA_ARGS__); return 1; } while (0)
+    // Upper limits, above what fits in memory anyway: they keep every size product of
+    // this file inside an int.
+    static const struct { const char *flag; int max; } lim[] = {
+        {"--d-model", 65536}, {"--heads", 65536}, {"--ffn", 1 << 20},
+        {"--layers (encoder)", 1000}, {"--layers (decoder)", 1000}, {"--max-len", 100000},
+        {"vocabulary size", 1000000},
+    };
+    int v[] = {c->C, c->NH, c->F, c->Le, c->Ld, c->maxT - 1, c->V};
+    for (int i = 0; i < (int)(sizeof(v) / sizeof(v[0])); i++)
+        if (v[i] > lim[i].max) BAD("%s %d is too large; use at most %d", lim[i].flag, v[i], lim[i].max);
     if (c->arch != ARCH_SEQ2SEQ && c->arch != ARCH_LM) BAD("unknown architecture %d; use seq2seq or lm", c->arch);
     if (c->V < 4) BAD("vocabulary size %d is too small; it must be at least 4", c->V);
     if (c->C < 1) BAD("--d-model %d must be positive", c->C);

@@ -102,23 +102,6 @@ static int save_checkpoint(const Model *m, const char *dir, const Tokenizer *tok
     return st_save(path, t, m->ntensors, meta, n, err);
 }
 
-// Upper limits of a model's sizes, above what fits in memory anyway; they keep every
-// size product of model.c inside an int. Checked for flags and for checkpoints alike.
-static int config_limits(const Config *c, char *err) {
-    static const struct { const char *flag; int max; } lim[] = {
-        {"--d-model", 65536}, {"--heads", 65536}, {"--ffn", 1 << 20},
-        {"--layers (encoder)", 1000}, {"--layers (decoder)", 1000}, {"--max-len", 100000},
-        {"vocabulary size", 1000000},
-    };
-    int v[] = {c->C, c->NH, c->F, c->Le, c->Ld, c->maxT - 1, c->V};
-    for (int i = 0; i < (int)(sizeof(v) / sizeof(v[0])); i++)
-        if (v[i] > lim[i].max) {
-            errorf(err, "%s %d is too large; use at most %d", lim[i].flag, v[i], lim[i].max);
-            return 1;
-        }
-    return 0;
-}
-
 // Integer metadata value in [0, max]; fails on a missing, non-numeric or out-of-range one.
 static int meta_int(const StFile *f, const char *key, int max, int *out, const char *path,
                     char *err) {
@@ -189,7 +172,7 @@ int run_load(Model *m, Tokenizer **tok, const char *dir, char *err) {
         st_close(f);
         return 1;
     }
-    if (config_limits(&c, why) || config_check(&c, why)) {
+    if (config_check(&c, why)) {
         errorf(err, "%s: its config is invalid (%s); the checkpoint is corrupt, train it "
                  "again with `train fit`", path, why);
         st_close(f);
@@ -299,7 +282,7 @@ static int fit_setup(const FitOptions *o, Dataset *d, Config *cfg, Model *m, Bat
         cfg->Le = 0;
         if (!o->label_smoothing_set) cfg->label_smoothing = 0;
     }
-    if (config_limits(cfg, err) || config_check(cfg, err) || model_build(m, cfg, err) ||
+    if (config_check(cfg, err) || model_build(m, cfg, err) ||
         memory_check(m, d, o->batch_tokens, err))
         goto fail;
     const int lm = cfg->arch == ARCH_LM;
