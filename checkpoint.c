@@ -4,14 +4,13 @@
 // strict JSON parser that checks every byte it reads against the end of the buffer,
 // so a truncated or corrupt file gives a message, never a crash.
 #include "checkpoint.h"
+#include "fileio.h"
 
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 _Static_assert(sizeof(float) == 4, "safetensors F32 needs a 4-byte IEEE float");
 
@@ -156,26 +155,13 @@ int st_save(const char *path, const StTensor *tensors, int n, const char *const 
         return fail(err, "st_save %s: bad arguments (n=%d, nmeta=%d)", path, n, nmeta);
     Str h = {0};
     if (build_header(&h, tensors, n, meta, nmeta, err)) { free(h.s); return 1; }
-    char *tmp = malloc(strlen(path) + 5);
-    if (!tmp) { free(h.s); return fail(err, "out of memory"); }
-    sprintf(tmp, "%s.tmp", path);
-    int rc = 0;
-    FILE *fp = fopen(tmp, "wb");
-    if (!fp) {
-        rc = fail(err, "cannot create %s: %s (does the directory exist and is it"
-                  " writable?)", tmp, strerror(errno));
-    } else {
-        // fsync before rename: after a crash PATH holds either the old or the new
-        // checkpoint, never a partly written one.
-        int bad = write_all(fp, &h, tensors, n) || fflush(fp) || fsync(fileno(fp));
-        int e = errno;
-        if (fclose(fp) && !bad) { bad = 1; e = errno; }
-        if (bad) rc = fail(err, "cannot write %s: %s (disk full?)", tmp, strerror(e));
-        else if (rename(tmp, path))
-            rc = fail(err, "cannot rename %s to %s: %s", tmp, path, strerror(errno));
-        if (rc) remove(tmp);
+    // after a crash PATH holds either the old or the new checkpoint, never a partial one
+    FILE *fp = replace_begin(path, err);
+    int rc = 1;
+    if (fp) {
+        write_all(fp, &h, tensors, n);   // replace_commit sees a write error through ferror
+        rc = replace_commit(fp, path, err);
     }
-    free(tmp);
     free(h.s);
     return rc;
 }
@@ -397,24 +383,6 @@ static int dtype_size(const char *dtype) {
     return 0;
 }
 
-static int read_file(StFile *f, const char *path, char *err) {
-    FILE *fp = fopen(path, "rb");
-    if (!fp) return fail(err, "cannot open %s: %s", path, strerror(errno));
-    struct stat st;
-    int rc = 0;
-    if (fstat(fileno(fp), &st) || !S_ISREG(st.st_mode) || (uint64_t)st.st_size > SIZE_MAX)
-        rc = fail(err, "cannot read %s: not a regular file", path);
-    else if (!(f->buf = malloc(st.st_size ? (size_t)st.st_size : 1)))
-        rc = fail(err, "out of memory reading %s (%lld bytes)", path,
-                  (long long)st.st_size);
-    else if (fread(f->buf, 1, (size_t)st.st_size, fp) != (size_t)st.st_size)
-        rc = fail(err, "cannot read %s: %s", path,
-                  ferror(fp) ? strerror(errno) : "short read");
-    f->size = rc ? 0 : (size_t)st.st_size;
-    fclose(fp);
-    return rc;
-}
-
 // Parses the header and checks that every tensor's byte range lies in the data
 // section and has the size its dtype and shape call for.
 static int parse_header(StFile *f, const char *path, char *err) {
@@ -463,7 +431,7 @@ static int parse_header(StFile *f, const char *path, char *err) {
 StFile *st_open(const char *path, char *err) {
     StFile *f = calloc(1, sizeof *f);
     if (!f) { fail(err, "out of memory"); return NULL; }
-    if (read_file(f, path, err) || parse_header(f, path, err)) {
+    if (read_file(path, &f->buf, &f->size, err) || parse_header(f, path, err)) {
         st_close(f);
         return NULL;
     }

@@ -136,7 +136,7 @@ static int write_report(const FitOptions *base, const Slot *slots, int n, const 
                         char *err) {
     char path[PATH_CAP];
     path_join(path, out, "summary.md");
-    FILE *f = text_begin(path, err);
+    FILE *f = replace_begin(path, err);
     if (!f) return 1;
     fprintf(f, "# Embedding comparison\n\nData `%s`; every run has the same seed (%llu), "
             "data order and hyperparameters; budget ", base->data_dir,
@@ -161,7 +161,7 @@ static int write_report(const FitOptions *base, const Slot *slots, int n, const 
                 r->compression, r->final_train_loss, r->best_val_loss, r->val_ppl,
                 r->tokens_per_s, r->peak_rss_mb);
     }
-    if (text_commit(f, path, err)) return 1;
+    if (replace_commit(f, path, err)) return 1;
 
     // the plot: every run that left a log
     Curve *curves = calloc((size_t)n, sizeof(Curve));

@@ -8,6 +8,7 @@
 
 #include "data.h"
 #include "tokenizer.h"
+#include "fileio.h"
 
 // ----------------------------------------------------------------------------
 // Token files. Integers are stored little-endian byte by byte, so files move between
@@ -55,16 +56,8 @@ int tokfile_write(const char *path, uint64_t checksum, const int32_t *tok,
         }
     uint64_t ntok = off[n];
 
-    char tmp[4096];
-    if (snprintf(tmp, sizeof tmp, "%s.tmp", path) >= (int)sizeof tmp) {
-        snprintf(err, KF_ERRLEN, "%s: path too long", path);
-        return 1;
-    }
-    FILE *fp = fopen(tmp, "wb");
-    if (!fp) {
-        snprintf(err, KF_ERRLEN, "cannot create %s.tmp: %s", path, strerror(errno));
-        return 1;
-    }
+    FILE *fp = replace_begin(path, err);
+    if (!fp) return 1;
     unsigned char h[TOK_HEADER];
     memcpy(h, TOK_MAGIC, 8);
     put_le(h + 8, TOK_VERSION, 4);
@@ -72,17 +65,10 @@ int tokfile_write(const char *path, uint64_t checksum, const int32_t *tok,
     put_le(h + 16, checksum, 8);
     put_le(h + 24, n, 8);
     put_le(h + 32, ntok, 8);
-    int bad = fwrite(h, 1, sizeof h, fp) != sizeof h;
-    bad = bad || write_ints(fp, off, n + 1, 8);
-    bad = bad || write_ints(fp, tok, (size_t)ntok, 4);
-    bad = fclose(fp) != 0 || bad;
-    if (bad || rename(tmp, path) != 0) {
-        snprintf(err, KF_ERRLEN, "cannot write %s: %s (disk full or no permission?)",
-                 path, strerror(errno));
-        remove(tmp);
-        return 1;
-    }
-    return 0;
+    fwrite(h, 1, sizeof h, fp);   // replace_commit sees any write error through ferror
+    write_ints(fp, off, n + 1, 8);
+    write_ints(fp, tok, (size_t)ntok, 4);
+    return replace_commit(fp, path, err);
 }
 
 // Reads the whole file into memory; returns NULL with a message on failure.

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 void errorf(char *err, const char *fmt, ...) {
     va_list ap;
@@ -127,18 +128,23 @@ void path_join(char *out, const char *dir, const char *name) {
     snprintf(out, PATH_CAP, "%s/%s", dir, name);
 }
 
-FILE *text_begin(const char *path, char *err) {
+FILE *replace_begin(const char *path, char *err) {
     char tmp[PATH_CAP + 8];
+    if (strlen(path) >= PATH_CAP) {
+        errorf(err, "path too long (%zu bytes): %.60s...", strlen(path), path);
+        return NULL;
+    }
     snprintf(tmp, sizeof(tmp), "%s.tmp", path);
-    FILE *f = fopen(tmp, "w");
-    if (!f) errorf(err, "cannot write %s (%s)", tmp, strerror(errno));
+    FILE *f = fopen(tmp, "wb");
+    if (!f) errorf(err, "cannot create %s (%s); does the directory exist and is it writable?",
+                   tmp, strerror(errno));
     return f;
 }
 
-int text_commit(FILE *f, const char *path, char *err) {
+int replace_commit(FILE *f, const char *path, char *err) {
     char tmp[PATH_CAP + 8];
     snprintf(tmp, sizeof(tmp), "%s.tmp", path);
-    int bad = ferror(f);
+    int bad = ferror(f) || fflush(f) != 0 || fsync(fileno(f)) != 0;
     bad |= fclose(f) != 0;
     if (bad || rename(tmp, path) != 0) {
         remove(tmp);

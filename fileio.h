@@ -1,5 +1,5 @@
 // fileio.h: the file chores of the train program: reading text files as lines,
-// creating directories, writing small text files atomically, joining paths; and its
+// creating directories, writing files atomically, joining paths; and its
 // error messages.
 #ifndef KF_FILEIO_H
 #define KF_FILEIO_H
@@ -39,9 +39,11 @@ int make_dirs(const char *path, char *err);
 // out = dir + "/" + name (out has PATH_CAP bytes)
 void path_join(char *out, const char *dir, const char *name);
 
-// Small text files written atomically: text_begin opens PATH.tmp, text_commit closes it
-// and renames it over PATH (or removes it and fails on a write error).
-FILE *text_begin(const char *path, char *err);
-int text_commit(FILE *f, const char *path, char *err);
+// Files written atomically, the one way every file of the project is written:
+// replace_begin opens PATH.tmp; replace_commit flushes it to the disk (fsync), closes it
+// and renames it over PATH, so that after a crash PATH holds the old or the new file,
+// never a partial one. On a write error it removes PATH.tmp, leaves PATH alone, fails.
+FILE *replace_begin(const char *path, char *err);
+int replace_commit(FILE *f, const char *path, char *err);
 
 #endif

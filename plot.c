@@ -308,8 +308,8 @@ int plot_loss_svg(const char *path, const char *title, const PlotRun *runs, int 
             errorf(err, "plot %s: run %d has a negative count or a NULL array", path, r);
             return 1;
         }
-    FILE *fp = text_begin(path, err); // PATH.tmp, renamed over PATH by text_commit
+    FILE *fp = replace_begin(path, err); // PATH.tmp, renamed over PATH by replace_commit
     if (!fp) return 1;
     write_svg(fp, title, runs, nruns);
-    return text_commit(fp, path, err);
+    return replace_commit(fp, path, err);
 }

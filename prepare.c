@@ -284,7 +284,7 @@ static int write_dataset(const PrepareOptions *o, const Tokenizer *tok, const ch
         if (tokfile_write(path, sum, seqs[i].tok, seqs[i].off, seqs[i].n, err)) return 1;
     }
     path_join(path, o->out, "dataset.txt");
-    FILE *f = text_begin(path, err);
+    FILE *f = replace_begin(path, err);
     if (!f) return 1;
     char recipe[4 * PATH_CAP];
     recipe_string(recipe, sizeof(recipe), o);
@@ -297,7 +297,7 @@ static int write_dataset(const PrepareOptions *o, const Tokenizer *tok, const ch
         fprintf(f, "%s_sequences=%zu\n%s_tokens=%zu\n%s_truncated=%zu\n", names[i],
                 seqs[i].n, names[i], seqs[i].ntok, names[i], seqs[i].truncated);
     fprintf(f, "recipe=%s\n", recipe);
-    if (text_commit(f, path, err)) return 1;
+    if (replace_commit(f, path, err)) return 1;
     printf("prepare: wrote %s/{tokenizer.bin", o->out);
     for (int i = 0; i < nfiles; i++) printf(", %s", names[i]);
     printf(", dataset.txt}\n");

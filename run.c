@@ -428,7 +428,7 @@ static int write_summary(const FitOptions *o, const Config *c, const FitResult *
                          char *err) {
     char path[PATH_CAP];
     path_join(path, o->out_dir, "summary.json");
-    FILE *f = text_begin(path, err);
+    FILE *f = replace_begin(path, err);
     if (!f) return 1;
     fprintf(f, "{\n  \"config\": {\"arch\": \"%s\", \"V\": %d, \"C\": %d, \"NH\": %d, "
             "\"F\": %d, \"Le\": %d, \"Ld\": %d, \"maxT\": %d, \"tie\": %d, \"embed\": ",
@@ -458,7 +458,7 @@ static int write_summary(const FitOptions *o, const Config *c, const FitResult *
     fprintf(f, ",\n  \"tokens_per_s\": %.1f,\n  \"seconds\": %.2f,\n  \"peak_rss_mb\": %.1f,\n"
             "  \"interrupted\": %s\n}\n", r->tokens_per_s, r->seconds, r->peak_rss_mb,
             r->interrupted ? "true" : "false");
-    return text_commit(f, path, err);
+    return replace_commit(f, path, err);
 }
 
 const char *format_count(char *out, size_t x) {

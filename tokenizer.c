@@ -27,6 +27,7 @@
 // it merges into; a lower id was learned earlier) and keeps the result of frequent
 // chunks in a word cache that concurrent encode calls may share.
 #include "tokenizer.h"
+#include "fileio.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -721,10 +722,7 @@ static uint32_t get_u32(const unsigned char *p) {
 int tokenizer_save(const Tokenizer *t, const char *path, char *err) {
     size_t size = HEADER_BYTES + 8 * (size_t)t->nmerges;
     unsigned char *buf = malloc(size);
-    char *tmp = malloc(strlen(path) + 5);
-    if (!buf || !tmp) {
-        free(buf);
-        free(tmp);
+    if (!buf) {
         set_err(err, "out of memory while saving the tokenizer to %s", path);
         return -1;
     }
@@ -734,18 +732,11 @@ int tokenizer_save(const Tokenizer *t, const char *path, char *err) {
     put_u32(buf + 16, (uint32_t)t->nmerges);
     for (int i = 0; i < 2 * t->nmerges; i++)
         put_u32(buf + HEADER_BYTES + 4 * i, (uint32_t)t->merges[i]);
-    sprintf(tmp, "%s.tmp", path);
-    FILE *f = fopen(tmp, "wb");
-    int ok = f && fwrite(buf, 1, size, f) == size;
-    if (f && fclose(f)) ok = 0;
-    if (ok && rename(tmp, path)) ok = 0;
-    if (!ok) {
-        set_err(err, "cannot write the tokenizer file %s: %s", path, strerror(errno));
-        if (f) remove(tmp);
-    }
+    FILE *f = replace_begin(path, err);
+    if (f) fwrite(buf, 1, size, f);   // replace_commit sees a write error through ferror
+    int rc = f ? replace_commit(f, path, err) : 1;
     free(buf);
-    free(tmp);
-    return ok ? 0 : -1;
+    return rc ? -1 : 0;
 }
 
 Tokenizer *tokenizer_load(const char *path, char *err) {

@@ -127,7 +127,7 @@ static int write_lines(const char *dir, const char *name, int german, const int 
     char file[64], path[PATH_CAP];
     snprintf(file, sizeof file, "%s.%s", name, german ? "de" : "en");
     path_join(path, dir, file);
-    FILE *fp = text_begin(path, err);
+    FILE *fp = replace_begin(path, err);
     if (!fp) return 1;
     char line[256];
     for (int i = 0; i < n; i++) {
@@ -135,7 +135,7 @@ static int write_lines(const char *dir, const char *name, int german, const int 
         else toy_english(nums[i], line, sizeof line);
         fprintf(fp, "%s\n", line);
     }
-    return text_commit(fp, path, err);
+    return replace_commit(fp, path, err);
 }
 
 int toy_generate(const char *dir, uint64_t seed, int n_train, int n_valid, int n_test,
