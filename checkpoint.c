@@ -6,7 +6,6 @@
 #include "checkpoint.h"
 #include "fileio.h"
 
-#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -126,12 +125,12 @@ static void put_le(unsigned char *p, uint64_t v, int bytes) {
     for (int i = 0; i < bytes; i++) p[i] = (unsigned char)(v >> (8 * i));
 }
 
-// Writes the length prefix, the header and every tensor as little-endian F32.
-// Returns non-zero on a write error (errno tells which).
-static int write_all(FILE *fp, const Str *h, const StTensor *t, int n) {
+// Writes the length prefix, the header and every tensor as little-endian F32. Stops at
+// the first write error, which the stream's error flag keeps for replace_commit.
+static void write_all(FILE *fp, const Str *h, const StTensor *t, int n) {
     unsigned char buf[4096]; // staging for 1024 converted values
     put_le(buf, h->len, 8);
-    if (fwrite(buf, 1, 8, fp) != 8 || fwrite(h->s, 1, h->len, fp) != h->len) return 1;
+    if (fwrite(buf, 1, 8, fp) != 8 || fwrite(h->s, 1, h->len, fp) != h->len) return;
     for (int i = 0; i < n; i++) {
         size_t numel = 1, k = 0;
         for (int d = 0; d < t[i].ndim; d++) numel *= (size_t)t[i].shape[d];
@@ -141,12 +140,11 @@ static int write_all(FILE *fp, const Str *h, const StTensor *t, int n) {
             memcpy(&bits, &x, 4);
             put_le(buf + 4 * k++, bits, 4);
             if (k == sizeof buf / 4 || j + 1 == numel) {
-                if (fwrite(buf, 4, k, fp) != k) return 1;
+                if (fwrite(buf, 4, k, fp) != k) return;
                 k = 0;
             }
         }
     }
-    return 0;
 }
 
 int st_save(const char *path, const StTensor *tensors, int n, const char *const *meta,
