@@ -31,7 +31,8 @@ OBJ = $(patsubst %.c,build/%.o,$(LIB))
 DOBJ = build/double/model.o build/double/embed_factor.o build/double/matmul.o
 
 TESTS = tests/test_matmul tests/test_tokenizer tests/test_data tests/test_checkpoint \
-        tests/test_embed tests/test_model tests/test_kernels tests/test_matmul_serial
+        tests/test_embed tests/test_model tests/test_kernels tests/test_matmul_serial \
+        tests/test_decode tests/test_decode_double
 
 .PHONY: all test bench clean
 all: train
@@ -49,6 +50,8 @@ train: train.c $(OBJ) $(HDR)
 tests/test_embed: tests/test_embed.c tests/check.h build/double/embed_factor.o
 	$(CC) $(CFLAGS) -DKF_DOUBLE -o $@ $< build/double/embed_factor.o $(LDLIBS)
 tests/test_model: tests/test_model.c tests/check.h $(DOBJ)
+	$(CC) $(CFLAGS) -DKF_DOUBLE -o $@ $< $(DOBJ) $(LDLIBS)
+tests/test_decode_double: tests/test_decode.c tests/check.h $(DOBJ)
 	$(CC) $(CFLAGS) -DKF_DOUBLE -o $@ $< $(DOBJ) $(LDLIBS)
 # The matrix multiply once more without OpenMP: the serial build must agree too.
 tests/test_matmul_serial: tests/test_matmul.c tests/check.h matmul.c matmul.h common.h

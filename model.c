@@ -191,24 +191,27 @@ void dropout_apply(real *out, const real *inp, size_t N, float p, uint64_t base)
 //   att = softmax over s (saved, before dropout); out = sum_s dropout(att)[s] v[s].
 // q (B, Tq, .) with row stride q_stride; k, v (B, Tk, .) with row stride kv_stride; head h
 // occupies columns h*hs .. h*hs+hs-1 of each. out (B, Tq, C); att (B, NH, Tq, Tk);
-// key_valid (B, Tk): 1 for a real token, 0 for padding.
+// key_valid (B, Tk): 1 for a real token, 0 for padding. (Decoding reads keys from a
+// cache: see kv_rows and kv_batch in model.h.)
 void attention_forward(real *out, real *att, const real *q, const real *k, const real *v,
                        const unsigned char *key_valid, AttnShape a) {
     int hs = a.C / a.NH;
     real scale = (real)(1.0 / sqrt((double)hs));
     uint32_t th = dropout_threshold(a.p);
     real keep_scale = (real)(1.0 / (1.0 - a.p));
+    size_t kv_rows = a.kv_rows ? (size_t)a.kv_rows : (size_t)a.Tk;
     #pragma omp parallel for collapse(2)
     for (int b = 0; b < a.B; b++) {
         for (int h = 0; h < a.NH; h++) {
+            size_t kv0 = (size_t)(a.kv_batch ? a.kv_batch[b] : b) * kv_rows;   // key 0 of entry b
             for (int t = 0; t < a.Tq; t++) {
                 const real *qt = q + ((size_t)b * a.Tq + t) * a.q_stride + h * hs;
                 real *row = att + (((size_t)b * a.NH + h) * a.Tq + t) * a.Tk;
                 int smax = a.causal ? (t + 1 < a.Tk ? t + 1 : a.Tk) : a.Tk;
                 real mx = -INFINITY;
                 for (int s = 0; s < a.Tk; s++) {
-                    if (s >= smax || !key_valid[(size_t)b * a.Tk + s]) { row[s] = -INFINITY; continue; }
-                    const real *ks = k + ((size_t)b * a.Tk + s) * a.kv_stride + h * hs;
+                    if (s >= smax || !key_valid[kv0 + s]) { row[s] = -INFINITY; continue; }
+                    const real *ks = k + (kv0 + s) * a.kv_stride + h * hs;
                     row[s] = dot8(qt, ks, hs) * scale;
                     if (row[s] > mx) mx = row[s];
                 }
@@ -226,7 +229,7 @@ void attention_forward(real *out, real *att, const real *q, const real *k, const
                     real p = row[s];
                     if (p == 0) continue;
                     if (a.p > 0) p = dropout_keep(a.base, rowidx + s, th) ? p * keep_scale : 0;
-                    const real *vs = v + ((size_t)b * a.Tk + s) * a.kv_stride + h * hs;
+                    const real *vs = v + (kv0 + s) * a.kv_stride + h * hs;
                     for (int i = 0; i < hs; i++) ot[i] += p * vs[i];
                 }
             }
@@ -236,7 +239,8 @@ void attention_forward(real *out, real *att, const real *q, const real *k, const
 
 // With P = att, D = dropout(P), dD = dout . v^T, dP = dropout(dD):
 //   dv += D^T dout;  dS = P * (dP - sum_s P dP);  dq += dS k / sqrt(hs);  dk += dS^T q / sqrt(hs).
-// Each (b, h) owns its slices of dq, dk, dv. datt (B, NH, Tq, Tk) is scratch.
+// Each (b, h) owns its slices of dq, dk, dv. datt (B, NH, Tq, Tk) is scratch. (Training
+// only: kv_rows and kv_batch are 0 and NULL here.)
 void attention_backward(real *dq, real *dk, real *dv, real *datt, const real *dout,
                         const real *q, const real *k, const real *v, const real *att,
                         AttnShape a) {
@@ -611,7 +615,10 @@ static int acts_carve(Model *m, int B, int S, int T) {
     return 0;
 }
 
+static void decoder_free(struct Decoder *d);
+
 void model_free(Model *m) {
+    decoder_free(m->dec);
     if (m->acts) { free(m->acts->mem); free(m->acts->imem); free(m->acts->vmem); free(m->acts); }
     free(m->param_mem); free(m->grad_mem); free(m->adam_m); free(m->adam_v); free(m->pos);
     memset(m, 0, sizeof(*m));
@@ -656,6 +663,7 @@ typedef struct {       // cross-attention: queries from ln(x), keys and values f
 typedef struct {       // feed-forward: branch = fc2(gelu(fc1(ln)))
     const real *lnw, *lnb, *fcw, *fcb, *fc2w, *fc2b;
     real *ln, *lnm, *lnr, *fch, *fchg;
+    real *y;           // (N, C) the branch's output
     int site;
 } FFN;
 
@@ -671,10 +679,12 @@ static SelfAttn enc_self(const Model *m, int l) {
 static FFN enc_ffn(const Model *m, int l) {
     const Params *p = &m->params; const Acts *a = m->acts;
     size_t C = m->cfg.C, F = m->cfg.F, nS = a->nS;
-    return (FFN){ p->e_ln2w + l * C, p->e_ln2b + l * C, p->e_fcw + l * F * C, p->e_fcb + l * F,
-        p->e_fc2w + l * C * F, p->e_fc2b + l * C,
-        LAYER(a->e_ln2, l, nS * C), LAYER(a->e_ln2m, l, nS), LAYER(a->e_ln2r, l, nS),
-        LAYER(a->e_fch, l, nS * F), LAYER(a->e_fchg, l, nS * F), DROP_SITE(0, l, 2) };
+    return (FFN){ .lnw = p->e_ln2w + l * C, .lnb = p->e_ln2b + l * C,
+        .fcw = p->e_fcw + l * F * C, .fcb = p->e_fcb + l * F,
+        .fc2w = p->e_fc2w + l * C * F, .fc2b = p->e_fc2b + l * C,
+        .ln = LAYER(a->e_ln2, l, nS * C), .lnm = LAYER(a->e_ln2m, l, nS),
+        .lnr = LAYER(a->e_ln2r, l, nS), .fch = LAYER(a->e_fch, l, nS * F),
+        .fchg = LAYER(a->e_fchg, l, nS * F), .y = a->tmp, .site = DROP_SITE(0, l, 2) };
 }
 static SelfAttn dec_self(const Model *m, int l) {
     const Params *p = &m->params; const Acts *a = m->acts;
@@ -695,19 +705,28 @@ static CrossAttn dec_cross(const Model *m, int l) {
         LAYER(a->d_cq, l, nT * C), LAYER(a->d_ckv, l, nS * 2 * C), LAYER(a->d_catt, l, a->aTS),
         LAYER(a->d_catty, l, nT * C), DROP_SITE(1, l, 2) };
 }
+// The weights of decoder layer l's feed-forward sublayer, with no activations yet.
+static FFN dec_ffn_weights(const Model *m, int l) {
+    const Params *p = &m->params;
+    size_t C = m->cfg.C, F = m->cfg.F;
+    return (FFN){ .lnw = p->d_ln3w + l * C, .lnb = p->d_ln3b + l * C,
+        .fcw = p->d_fcw + l * F * C, .fcb = p->d_fcb + l * F,
+        .fc2w = p->d_fc2w + l * C * F, .fc2b = p->d_fc2b + l * C, .site = DROP_SITE(1, l, 4) };
+}
 static FFN dec_ffn(const Model *m, int l) {
-    const Params *p = &m->params; const Acts *a = m->acts;
-    size_t C = m->cfg.C, F = m->cfg.F, nT = a->nT;
-    return (FFN){ p->d_ln3w + l * C, p->d_ln3b + l * C, p->d_fcw + l * F * C, p->d_fcb + l * F,
-        p->d_fc2w + l * C * F, p->d_fc2b + l * C,
-        LAYER(a->d_ln3, l, nT * C), LAYER(a->d_ln3m, l, nT), LAYER(a->d_ln3r, l, nT),
-        LAYER(a->d_fch, l, nT * F), LAYER(a->d_fchg, l, nT * F), DROP_SITE(1, l, 4) };
+    const Acts *a = m->acts;
+    size_t F = m->cfg.F, nT = a->nT;
+    FFN v = dec_ffn_weights(m, l);
+    v.ln = LAYER(a->d_ln3, l, nT * m->cfg.C); v.lnm = LAYER(a->d_ln3m, l, nT);
+    v.lnr = LAYER(a->d_ln3r, l, nT); v.fch = LAYER(a->d_fch, l, nT * F);
+    v.fchg = LAYER(a->d_fchg, l, nT * F); v.y = a->tmp;
+    return v;
 }
 
-// Adds a projected branch (in a->tmp) to the residual stream, with dropout.
-static void branch_out_forward(Model *m, real *xout, const real *x, int site, size_t n) {
-    dropout_apply(m->acts->tmp, m->acts->tmp, n, drop_p(m), drop_base(m, site));
-    residual_add(xout, x, m->acts->tmp, n);
+// Adds a projected branch y to the residual stream, with dropout (applied to y in place).
+static void branch_out_forward(Model *m, real *xout, const real *x, real *y, int site, size_t n) {
+    dropout_apply(y, y, n, drop_p(m), drop_base(m, site));
+    residual_add(xout, x, y, n);
 }
 
 // The gradient of a branch's output, from the residual stream's: dropout's mask applied
@@ -723,10 +742,12 @@ static void self_attn_forward(Model *m, const SelfAttn *v, real *xout, const rea
     int C = m->cfg.C, N = B * T;
     layernorm_forward(v->ln, v->lnm, v->lnr, x, v->lnw, v->lnb, N, C);
     matmul_forward(v->qkv, v->ln, v->qkvw, v->qkvb, N, C, 3 * C);
-    AttnShape s = { B, T, T, C, m->cfg.NH, 3 * C, 3 * C, v->causal, drop_p(m), drop_base(m, v->site) };
+    AttnShape s = { .B = B, .Tq = T, .Tk = T, .C = C, .NH = m->cfg.NH, .q_stride = 3 * C,
+                     .kv_stride = 3 * C, .causal = v->causal, .p = drop_p(m),
+                     .base = drop_base(m, v->site) };
     attention_forward(v->atty, v->att, v->qkv, v->qkv + C, v->qkv + 2 * C, v->valid, s);
     matmul_forward(a->tmp, v->atty, v->projw, v->projb, N, C, C);
-    branch_out_forward(m, xout, x, v->site + 1, (size_t)N * C);
+    branch_out_forward(m, xout, x, a->tmp, v->site + 1, (size_t)N * C);
 }
 
 static void self_attn_backward(Model *m, const SelfAttn *v, const real *x, int B, int T) {
@@ -735,7 +756,9 @@ static void self_attn_backward(Model *m, const SelfAttn *v, const real *x, int B
     const real *dy = branch_out_backward(m, v->site + 1, (size_t)N * C);
     linear_backward(a->tmp, 0, GRAD(m, v->projw), GRAD(m, v->projb), dy, v->atty, v->projw, N, C, C);
     zero(a->dq, (size_t)N * 3 * C);
-    AttnShape s = { B, T, T, C, m->cfg.NH, 3 * C, 3 * C, v->causal, drop_p(m), drop_base(m, v->site) };
+    AttnShape s = { .B = B, .Tq = T, .Tk = T, .C = C, .NH = m->cfg.NH, .q_stride = 3 * C,
+                     .kv_stride = 3 * C, .causal = v->causal, .p = drop_p(m),
+                     .base = drop_base(m, v->site) };
     attention_backward(a->dq, a->dq + C, a->dq + 2 * C, a->datt, a->tmp,
                        v->qkv, v->qkv + C, v->qkv + 2 * C, v->att, s);
     linear_backward(a->dln, 0, GRAD(m, v->qkvw), GRAD(m, v->qkvb), a->dq, v->ln, v->qkvw, N, C, 3 * C);
@@ -749,10 +772,11 @@ static void cross_attn_forward(Model *m, const CrossAttn *v, real *xout, const r
     layernorm_forward(v->ln, v->lnm, v->lnr, x, v->lnw, v->lnb, B * T, C);
     matmul_forward(v->q, v->ln, v->qw, v->qb, B * T, C, C);
     matmul_forward(v->kv, a->e_out, v->kvw, v->kvb, B * S, C, 2 * C);
-    AttnShape s = { B, T, S, C, m->cfg.NH, C, 2 * C, 0, drop_p(m), drop_base(m, v->site) };
+    AttnShape s = { .B = B, .Tq = T, .Tk = S, .C = C, .NH = m->cfg.NH, .q_stride = C,
+                     .kv_stride = 2 * C, .p = drop_p(m), .base = drop_base(m, v->site) };
     attention_forward(v->atty, v->att, v->q, v->kv, v->kv + C, a->src_valid, s);
     matmul_forward(a->tmp, v->atty, v->projw, v->projb, B * T, C, C);
-    branch_out_forward(m, xout, x, v->site + 1, (size_t)B * T * C);
+    branch_out_forward(m, xout, x, a->tmp, v->site + 1, (size_t)B * T * C);
 }
 
 // Also accumulates the gradient of the encoder output into a->denc.
@@ -763,7 +787,8 @@ static void cross_attn_backward(Model *m, const CrossAttn *v, const real *x, int
     linear_backward(a->tmp, 0, GRAD(m, v->projw), GRAD(m, v->projb), dy, v->atty, v->projw, N, C, C);
     zero(a->dq, (size_t)N * C);
     zero(a->dkv, (size_t)B * S * 2 * C);
-    AttnShape s = { B, T, S, C, m->cfg.NH, C, 2 * C, 0, drop_p(m), drop_base(m, v->site) };
+    AttnShape s = { .B = B, .Tq = T, .Tk = S, .C = C, .NH = m->cfg.NH, .q_stride = C,
+                     .kv_stride = 2 * C, .p = drop_p(m), .base = drop_base(m, v->site) };
     attention_backward(a->dq, a->dkv, a->dkv + C, a->datt, a->tmp, v->q, v->kv, v->kv + C, v->att, s);
     matmul_backward(a->denc, GRAD(m, v->kvw), GRAD(m, v->kvb), a->dkv, a->e_out, v->kvw, B * S, C, 2 * C);
     linear_backward(a->dln, 0, GRAD(m, v->qw), GRAD(m, v->qb), a->dq, v->ln, v->qw, N, C, C);
@@ -775,8 +800,8 @@ static void ffn_forward(Model *m, const FFN *v, real *xout, const real *x, int N
     layernorm_forward(v->ln, v->lnm, v->lnr, x, v->lnw, v->lnb, N, C);
     matmul_forward(v->fch, v->ln, v->fcw, v->fcb, N, C, F);
     gelu_forward(v->fchg, v->fch, (size_t)N * F);
-    matmul_forward(m->acts->tmp, v->fchg, v->fc2w, v->fc2b, N, F, C);
-    branch_out_forward(m, xout, x, v->site, (size_t)N * C);
+    matmul_forward(v->y, v->fchg, v->fc2w, v->fc2b, N, F, C);
+    branch_out_forward(m, xout, x, v->y, v->site, (size_t)N * C);
 }
 
 static void ffn_backward(Model *m, const FFN *v, const real *x, int N) {
@@ -909,6 +934,188 @@ void model_decode(Model *m, const int *tgt_in, int B, int T) {
     m->B = B; m->T = T;
     set_tokens(m->acts->tgt_in, m->acts->tgt_valid, tgt_in, (size_t)B * T);
     decoder_forward(m, 1);
+}
+
+// ----------------------------------------------------------------------------
+// Incremental decoding. Each step gives every row one new position t. Self-attention
+// appends that position's key and value to a per-layer cache and lets its query attend
+// to the cached positions 0..t, which is what the causal mask of the full forward
+// leaves it; cross-attention reads the encoder output's keys and values, projected once
+// in model_decode_begin. Every other sublayer works row by row, so it is the training
+// code on R rows of one position each.
+
+struct Decoder {
+    real *mem; size_t cap;            // one buffer for everything below
+    int rows_max, Tmax, Bs, S, L;     // the shape it is carved for (L: decoder layers)
+    int R, t;                         // rows decoding now; the next position
+    real **k, **v;                    // (L) each (rows_max, Tmax, C): cached keys, values
+    real *spare;                      // (rows_max, Tmax, C): model_decode_select gathers
+                                      // a layer into it, then swaps it with that layer's
+    real *ckv;                        // (L, Bs, S, 2C) cross-attention keys, then values
+    unsigned char *src_valid;         // (Bs, S) 1 = a real source token
+    unsigned char *all_valid;         // (rows_max, Tmax) ones: a row's cache has no padding
+    int *src_of, *src_tmp;            // (rows_max) the sentence of each row
+    real *x, *x2, *x3;                // (rows_max, C) the residual stream of the new position
+    real *ln, *lnm, *lnr;             // (rows_max, C), (rows_max), (rows_max)
+    real *qkv;                        // (rows_max, 3C); cross-attention queries use (., C)
+    real *att;                        // (rows_max, NH, max(Tmax, S)) attention probabilities
+    real *atty, *y;                   // (rows_max, C) attention output; a branch's output
+    real *fch, *fchg;                 // (rows_max, F)
+    real *logits;                     // (rows_max, V)
+    real *table;                      // (V, C) the tied factorized output table
+    const real *W;                    // (V, C) the output projection
+};
+
+static void decoder_free(struct Decoder *d) {
+    if (!d) return;
+    free(d->mem); free(d->k); free(d->v); free(d->src_of); free(d->src_tmp);
+    free(d->src_valid); free(d->all_valid); free(d);
+}
+
+// Carves the decoder state for rows_max rows of Tmax positions against Bs sentences of
+// S tokens; reallocates only when it must grow. Returns non-zero when out of memory.
+static int decoder_carve(Model *m, int rows_max, int Tmax, int Bs, int S) {
+    const Config *c = &m->cfg;
+    struct Decoder *d = m->dec;
+    if (!d && !(d = m->dec = calloc(1, sizeof(*d)))) return 1;
+    size_t C = c->C, F = c->F, V = c->V, NH = c->NH, L = c->Ld, Rm = rows_max;
+    size_t cache = Rm * Tmax * C, TS = (size_t)(Tmax > S ? Tmax : S);
+    int fact_tied = c->tie && m->emb.kind != EMBED_DENSE;
+    struct { real **p; size_t n; } list[] = {
+        {&d->spare, cache}, {&d->ckv, L * Bs * S * 2 * C},
+        {&d->x, Rm * C}, {&d->x2, Rm * C}, {&d->x3, Rm * C},
+        {&d->ln, Rm * C}, {&d->lnm, Rm}, {&d->lnr, Rm}, {&d->qkv, Rm * 3 * C},
+        {&d->att, Rm * NH * TS}, {&d->atty, Rm * C}, {&d->y, Rm * C},
+        {&d->fch, Rm * F}, {&d->fchg, Rm * F}, {&d->logits, Rm * V},
+        {&d->table, fact_tied * V * C},
+    };
+    int n = sizeof(list) / sizeof(list[0]);
+    size_t total = 2 * L * cache;   // the caches, first
+    for (int i = 0; i < n; i++) total += list[i].n;
+    if (total > d->cap) {
+        free(d->mem);
+        d->mem = malloc(total * sizeof(real));
+        d->cap = d->mem ? total : 0;
+    }
+    free(d->k); free(d->v); free(d->src_of); free(d->src_tmp); free(d->src_valid); free(d->all_valid);
+    d->k = malloc(L * sizeof(real *));
+    d->v = malloc(L * sizeof(real *));
+    d->src_of = malloc(Rm * sizeof(int));
+    d->src_tmp = malloc(Rm * sizeof(int));
+    d->src_valid = malloc((size_t)Bs * S + 1);
+    d->all_valid = malloc(Rm * Tmax);
+    if (!d->mem || !d->k || !d->v || !d->src_of || !d->src_tmp || !d->src_valid || !d->all_valid)
+        return 1;
+    real *p = d->mem;
+    for (size_t l = 0; l < L; l++) { d->k[l] = p; p += cache; d->v[l] = p; p += cache; }
+    for (int i = 0; i < n; i++) { *list[i].p = list[i].n ? p : NULL; p += list[i].n; }
+    memset(d->all_valid, 1, Rm * Tmax);
+    d->rows_max = rows_max; d->Tmax = Tmax; d->Bs = Bs; d->S = S; d->L = (int)L;
+    return 0;
+}
+
+void model_decode_begin(Model *m, int R, int rows_max, const int *src_of, int Tmax) {
+    const Config *c = &m->cfg;
+    const Params *p = &m->params;
+    int enc = c->arch == ARCH_SEQ2SEQ, C = c->C;
+    int Bs = enc ? m->B : 0, S = enc ? m->S : 0;
+    if (rows_max < R) rows_max = R;
+    if (Tmax < 1 || Tmax > c->maxT) Tmax = c->maxT;
+    if (decoder_carve(m, rows_max, Tmax, Bs, S)) {
+        fprintf(stderr, "train: error: out of memory for decoding %d rows of %d positions; "
+                "lower --batch or --beam\n", rows_max, Tmax);
+        exit(1);
+    }
+    struct Decoder *d = m->dec;
+    d->R = R;
+    d->t = 0;
+    for (int r = 0; r < R; r++) d->src_of[r] = src_of ? src_of[r] : r;
+    if (enc) {
+        memcpy(d->src_valid, m->acts->src_valid, (size_t)Bs * S);
+        for (int l = 0; l < c->Ld; l++)
+            matmul_forward(d->ckv + (size_t)l * Bs * S * 2 * C, m->acts->e_out,
+                           p->d_ckvw + (size_t)l * 2 * C * C, p->d_ckvb + (size_t)l * 2 * C,
+                           Bs * S, C, 2 * C);
+    }
+    d->W = c->tie ? embed_table_forward(d->table, p->embed, &m->emb) : p->outw;
+}
+
+// Self-attention of decoder layer l for the new position of every row.
+static void self_attn_step(Model *m, int l, real *xout, const real *x) {
+    struct Decoder *d = m->dec;
+    const Params *p = &m->params;
+    int C = m->cfg.C, R = d->R;
+    size_t C3 = 3 * (size_t)C;
+    layernorm_forward(d->ln, d->lnm, d->lnr, x, p->d_ln1w + l * C, p->d_ln1b + l * C, R, C);
+    matmul_forward(d->qkv, d->ln, p->d_qkvw + l * C3 * C, p->d_qkvb + l * C3, R, C, 3 * C);
+    for (int r = 0; r < R; r++) {   // append position t's key and value to the cache
+        size_t at = ((size_t)r * d->Tmax + d->t) * C;
+        memcpy(d->k[l] + at, d->qkv + r * C3 + C, (size_t)C * sizeof(real));
+        memcpy(d->v[l] + at, d->qkv + r * C3 + 2 * C, (size_t)C * sizeof(real));
+    }
+    AttnShape s = { .B = R, .Tq = 1, .Tk = d->t + 1, .C = C, .NH = m->cfg.NH,
+                    .q_stride = 3 * C, .kv_stride = C, .kv_rows = d->Tmax };
+    attention_forward(d->atty, d->att, d->qkv, d->k[l], d->v[l], d->all_valid, s);
+    matmul_forward(d->y, d->atty, p->d_projw + (size_t)l * C * C, p->d_projb + l * C, R, C, C);
+    residual_add(xout, x, d->y, (size_t)R * C);
+}
+
+// Cross-attention of decoder layer l: row r's query against its sentence's encoding.
+static void cross_attn_step(Model *m, int l, real *xout, const real *x) {
+    struct Decoder *d = m->dec;
+    const Params *p = &m->params;
+    int C = m->cfg.C, R = d->R;
+    const real *ckv = d->ckv + (size_t)l * d->Bs * d->S * 2 * C;
+    layernorm_forward(d->ln, d->lnm, d->lnr, x, p->d_ln2w + l * C, p->d_ln2b + l * C, R, C);
+    matmul_forward(d->qkv, d->ln, p->d_cqw + (size_t)l * C * C, p->d_cqb + l * C, R, C, C);
+    AttnShape s = { .B = R, .Tq = 1, .Tk = d->S, .C = C, .NH = m->cfg.NH, .q_stride = C,
+                    .kv_stride = 2 * C, .kv_batch = d->src_of };
+    attention_forward(d->atty, d->att, d->qkv, ckv, ckv + C, d->src_valid, s);
+    matmul_forward(d->y, d->atty, p->d_cprojw + (size_t)l * C * C, p->d_cprojb + l * C, R, C, C);
+    residual_add(xout, x, d->y, (size_t)R * C);
+}
+
+void model_decode_step(Model *m, const int *tok) {
+    struct Decoder *d = m->dec;
+    const Config *c = &m->cfg;
+    int R = d->R, C = c->C, t = d->t;
+    // x = sqrt(C) * row(token) + pos[t], as tokens_forward does for position t
+    embed_rows_forward(d->x, tok, m->params.embed, &m->emb, R, (real)sqrt((double)C));
+    const real *pos = m->pos + (size_t)t * C;
+    for (int r = 0; r < R; r++)
+        for (int i = 0; i < C; i++) d->x[(size_t)r * C + i] += pos[i];
+    for (int l = 0; l < c->Ld; l++) {
+        self_attn_step(m, l, d->x2, d->x);
+        const real *x = d->x2;
+        if (c->arch == ARCH_SEQ2SEQ) { cross_attn_step(m, l, d->x3, d->x2); x = d->x3; }
+        FFN ff = dec_ffn_weights(m, l);
+        ff.ln = d->ln; ff.lnm = d->lnm; ff.lnr = d->lnr;
+        ff.fch = d->fch; ff.fchg = d->fchg; ff.y = d->y;
+        ffn_forward(m, &ff, d->x, x, R);
+    }
+    layernorm_forward(d->ln, d->lnm, d->lnr, d->x, m->params.d_lnfw, m->params.d_lnfb, R, C);
+    matmul_forward(d->logits, d->ln, d->W, NULL, R, C, c->V);
+    m->logits = d->logits;
+    d->t++;
+}
+
+void model_decode_select(Model *m, const int *from, int R) {
+    struct Decoder *d = m->dec;   // R <= rows_max of model_decode_begin
+    size_t C = m->cfg.C, row = (size_t)d->Tmax * C, used = (size_t)d->t * C;
+    for (int l = 0; l < d->L; l++) {
+        real **cache[2] = {&d->k[l], &d->v[l]};
+        for (int j = 0; j < 2; j++) {
+            real *old = *cache[j], *gathered = d->spare;
+            #pragma omp parallel for
+            for (int r = 0; r < R; r++)
+                memcpy(gathered + r * row, old + (size_t)from[r] * row, used * sizeof(real));
+            *cache[j] = gathered;
+            d->spare = old;
+        }
+    }
+    for (int r = 0; r < R; r++) d->src_tmp[r] = d->src_of[from[r]];
+    memcpy(d->src_of, d->src_tmp, (size_t)R * sizeof(int));
+    d->R = R;
 }
 
 void model_zero_grad(Model *m) { zero(m->grad_mem, m->num_params); }

@@ -81,6 +81,7 @@ typedef struct {
     real *adam_m, *adam_v;        // (num_params), allocated at the first AdamW step
     real *pos;                    // (maxT, C) sinusoidal positions
     Acts *acts;                   // grows to the largest batch seen
+    struct Decoder *dec;          // incremental decoding state (model_decode_begin)
     // state of the last forward
     int B, S, T;
     int training;                 // 1: dropout on
@@ -110,11 +111,25 @@ void model_backward(Model *m);
 void model_zero_grad(Model *m);
 
 // For generation: the encoder alone (seq2seq), then the decoder on tgt_in (B, T)
-// against that encoding, which greedy decoding re-runs on a growing prefix without
-// re-encoding (an lm needs no model_encode). model_decode fills m->logits (B, V) with
-// the logits of each row's last position only.
+// against that encoding (an lm needs no model_encode). model_decode fills m->logits
+// (B, V) with the logits of each row's last position only. It recomputes the whole
+// prefix: the plain path, kept as the oracle of the incremental one below.
 void model_encode(Model *m, const int *src, int B, int S);
 void model_decode(Model *m, const int *tgt_in, int B, int T);
+
+// Incremental decoding: one new token per row and step, with a key/value cache, so a
+// step costs one row's work per layer instead of the whole prefix's.
+// model_decode_begin starts R rows (room for up to rows_max, for beams) of at most Tmax
+// positions each (<= maxT). Seq2seq: row r decodes sentence src_of[r] of the last
+// model_encode (src_of NULL: sentence r); the cross-attention keys and values of the
+// encoder output are computed here, once, and shared by the rows of a sentence.
+void model_decode_begin(Model *m, int R, int rows_max, const int *src_of, int Tmax);
+// Feeds tok[r] to row r at the next position (<bos> first); m->logits (R, V) then holds
+// each row's next-token logits, as model_decode on the same prefix would.
+void model_decode_step(Model *m, const int *tok);
+// Continues with R rows: new row r takes the state of old row from[r] (rows may be
+// repeated, as a beam's children, or dropped, as finished sentences).
+void model_decode_select(Model *m, const int *from, int R);
 
 // Global gradient L2 norm; clip_grads scales the gradients to norm <= max_norm.
 double model_grad_norm(const Model *m);
@@ -143,6 +158,11 @@ typedef struct {
     int causal;
     float p;                   // dropout on the attention probabilities
     uint64_t base;             // dropout mask base
+    // Incremental decoding only (attention_forward; training leaves them 0 and NULL):
+    int kv_rows;               // rows per batch entry of k, v and key_valid (0: Tk), for
+                               // a cache with room for more than Tk positions
+    const int *kv_batch;       // (B) entry b reads keys, values, key_valid of entry
+                               // kv_batch[b] (beams of one sentence share its encoding)
 } AttnShape;
 void attention_forward(real *out, real *att, const real *q, const real *k, const real *v,
                        const unsigned char *key_valid, AttnShape a);

@@ -208,19 +208,33 @@ static void help_compare(void) {
     print_fit_flags();
 }
 
+#define HELP_DECODE_FLAGS \
+"  --beam K         beam width: hypotheses kept per sentence (default 5; 1 is greedy)\n" \
+"  --lenpen A       length penalty: a hypothesis of n tokens scores\n" \
+"                   (sum of log p over its tokens and <eos>) / (n + 1)^A; 1 (default)\n" \
+"                   compares mean log p per token, 0 the plain sum, which favours short\n" \
+"  --max-len N      most tokens per translation (default: the model's maximum)\n" \
+"  --batch N        sentences decoded together (default 32; each takes K rows)\n" \
+"  --no-cache       greedy only: re-run the decoder on the whole prefix at each step\n" \
+"                   instead of keeping its keys and values (the plain, slow path)\n" \
+"  --threads N      OpenMP threads (default: all cores)\n"
+
 static const char *HELP_TRANSLATE =
-"usage: ./train translate --model RUNDIR [--max-len N] [--batch N] [--threads N]\n"
+"usage: ./train translate --model RUNDIR [--beam K] [--lenpen A] [--max-len N] [--batch N]\n"
+"                         [--no-cache] [--threads N]\n"
 "\n"
-"Reads source lines on stdin, writes greedy translations on stdout, one per line, in\n"
-"order. Lines are grouped by length into batches; each batch is encoded once and\n"
-"decoded token by token (argmax) until every row has produced <eos>. Sources longer\n"
-"than the model's maximum length are truncated (with a warning). On a terminal each\n"
-"line is translated as soon as it is typed.\n"
+"Reads source lines on stdin, writes their translations on stdout: line i answers line\n"
+"i, and an empty line translates to an empty line. Lines are grouped by length into\n"
+"batches; each batch is encoded once, then decoded one token per step with a cache of\n"
+"the decoder's keys and values, by beam search (every live hypothesis is extended by\n"
+"its best tokens, the K best live on, those ending in <eos> are kept aside; a sentence\n"
+"is done when K have ended or none left can beat the best ended one) or greedily.\n"
+"Sources longer than the model's maximum length are truncated (counted, with one\n"
+"warning). On a terminal each line is translated as soon as it is typed.\n"
 "\n"
 "  --model RUNDIR   a directory written by `train fit` (model.safetensors, tokenizer.bin)\n"
-"  --max-len N      most tokens per translation (default: the model's maximum)\n"
-"  --batch N        sentences per batch (default 32)\n"
-"  --threads N      OpenMP threads (default: all cores)\n";
+HELP_DECODE_FLAGS;
+
 
 static const char *HELP_SAMPLE =
 "usage: ./train sample --model RUNDIR [--prompt TEXT] [--tokens N] [--temperature T]\n"
@@ -496,44 +510,65 @@ static void load_run(Model *m, Tokenizer **tok, const char *dir) {
     if (run_load(m, tok, dir, err)) error_exit("%s", err);
 }
 
+// One decoding flag of `translate` and `eval` at argv[*i]: 1 if it was one, else 0.
+static int decode_flag(DecodeOptions *o, int *threads, int argc, char **argv, int *i) {
+    const char *a = argv[*i];
+    if (!strcmp(a, "--beam")) o->beam = int_value(argc, argv, i);
+    else if (!strcmp(a, "--lenpen")) o->lenpen = num_value(argc, argv, i);
+    else if (!strcmp(a, "--max-len")) {
+        o->max_len = int_value(argc, argv, i);
+        if (o->max_len < 1) error_exit("--max-len %d must be at least 1", o->max_len);
+    }
+    else if (!strcmp(a, "--batch")) o->batch = int_value(argc, argv, i);
+    else if (!strcmp(a, "--no-cache")) o->no_cache = 1;
+    else if (!strcmp(a, "--threads")) *threads = threads_value(argc, argv, i);
+    else return 0;
+    return 1;
+}
+
+// Loads the seq2seq model of dir and checks the decoding options against it.
+static void load_translator(Model *m, Tokenizer **tok, const char *dir, const DecodeOptions *o) {
+    char err[KF_ERRLEN];
+    load_run(m, tok, dir);
+    if (m->cfg.arch != ARCH_SEQ2SEQ)
+        error_exit("%s holds a language model (arch lm); use `train sample`", dir);
+    if (decode_check(o, m, err)) error_exit("%s", err);
+}
+
+static void warn_truncated(int truncated, const Model *m) {
+    if (truncated)
+        fprintf(stderr, "%s: %d source lines longer than %d tokens were truncated\n",
+                command, truncated, m->cfg.maxT - 1);
+}
+
 // Translates n lines and prints the translations; returns the number of truncated ones.
 static int translate_print(Model *m, const Tokenizer *tok, char **lines, size_t *lens,
-                           int n, int batch, int max_len) {
+                           int n, const DecodeOptions *o) {
     char **out = malloc((size_t)(n ? n : 1) * sizeof(char *)), err[KF_ERRLEN];
-    int truncated = 0;
+    TranslateStats st;
     if (!out) error_exit("out of memory");
-    if (translate_lines(m, tok, lines, lens, n, batch, max_len, out, &truncated, err))
-        error_exit("%s", err);
+    if (translate_lines(m, tok, lines, lens, n, o, out, &st, err)) error_exit("%s", err);
     for (int i = 0; i < n; i++) { puts(out[i]); free(out[i]); }
     fflush(stdout);
     free(out);
-    return truncated;
+    return st.truncated;
 }
 
 static int cmd_translate(int argc, char **argv) {
     const char *dir = NULL;
-    int max_len = 0, batch = 32, threads = 0;
+    int threads = 0;
+    DecodeOptions o;
+    decode_defaults(&o);
     for (int i = 2; i < argc; i++) {
         const char *a = argv[i];
         if (is_help(a)) { fputs(HELP_TRANSLATE, stdout); return 0; }
         if (!strcmp(a, "--model")) dir = path_value(argc, argv, &i);
-        else if (!strcmp(a, "--max-len")) {
-            max_len = int_value(argc, argv, &i);
-            if (max_len < 1) error_exit("--max-len %d must be at least 1", max_len);
-        }
-        else if (!strcmp(a, "--batch")) batch = int_value(argc, argv, &i);
-        else if (!strcmp(a, "--threads")) threads = threads_value(argc, argv, &i);
-        else error_usage(a);
+        else if (!decode_flag(&o, &threads, argc, argv, &i)) error_usage(a);
     }
     if (!dir) error_exit("translate needs --model RUNDIR, a directory written by `train fit`");
-    if (batch < 1 || batch > 100000) error_exit("--batch %d must be in [1, 100000]", batch);
     Model m;
     Tokenizer *tok;
-    load_run(&m, &tok, dir);
-    if (max_len > m.cfg.maxT - 1)
-        error_exit("--max-len %d is longer than the model's maximum, %d", max_len, m.cfg.maxT - 1);
-    if (m.cfg.arch != ARCH_SEQ2SEQ)
-        error_exit("%s holds a language model (arch lm); use `train sample`", dir);
+    load_translator(&m, &tok, dir, &o);
     use_threads(threads);
 
     // On a terminal, translate each line as it is typed; else in chunks of many lines,
@@ -553,15 +588,13 @@ static int cmd_translate(int argc, char **argv) {
         lines[n][len] = '\0';
         lens[n++] = (size_t)len;
         if (n == chunk) {
-            truncated += translate_print(&m, tok, lines, lens, n, batch, max_len);
+            truncated += translate_print(&m, tok, lines, lens, n, &o);
             while (n > 0) free(lines[--n]);
         }
     }
-    truncated += translate_print(&m, tok, lines, lens, n, batch, max_len);
+    truncated += translate_print(&m, tok, lines, lens, n, &o);
     while (n > 0) free(lines[--n]);
-    if (truncated)
-        fprintf(stderr, "translate: %d source lines longer than %d tokens were truncated\n",
-                truncated, m.cfg.maxT - 1);
+    warn_truncated(truncated, &m);
     free(line);
     free(lines);
     free(lens);
@@ -772,10 +805,13 @@ static int cmd_demo(int argc, char **argv, int first) {
     Tokenizer *tok;
     load_run(&m, &tok, TOY_RUN);
     char **out = malloc(en.n * sizeof(char *));
-    int truncated;
+    DecodeOptions o;
+    TranslateStats st;
+    decode_defaults(&o);
+    o.batch = 64;
     if (!out) error_exit("out of memory");
     double t0 = seconds_now();
-    if (translate_lines(&m, tok, en.line, en.len, (int)en.n, 64, 0, out, &truncated, err))
+    if (translate_lines(&m, tok, en.line, en.len, (int)en.n, &o, out, &st, err))
         error_exit("%s", err);
     double secs = seconds_since(t0);
     int exact = 0;

@@ -99,7 +99,7 @@ int main(int argc, char **argv) {
     for (int i = 0; i < N; i++) tg[i] = tout[i];
     unsigned char *valid = malloc(N);
     memset(valid, 1, N);
-    AttnShape as = { B, T, T, C, NH, 3 * C, 3 * C, 1, 0, 0 };
+    AttnShape as = { .B = B, .Tq = T, .Tk = T, .C = C, .NH = NH, .q_stride = 3 * C, .kv_stride = 3 * C, .causal = 1 };
     double mf_l, mf_c, mb_l, mb_c, lf, lb, ce, af, ab, lnf, lnb, gf, gb;
     // linear layers: qkv, proj, fc1, fc2 in every layer; cross q, kv, proj in the decoder's
     TIME(mf_l, { matmul_forward(y, x, w, NULL, N, C, 3 * C); matmul_forward(y, x, w, NULL, N, C, C);

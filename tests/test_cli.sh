@@ -157,7 +157,24 @@ expect_exit translate 0 $TRAIN translate --model "$T/r" --threads 1 <"$T/in.en"
 expect_exit translate_odd_lines 0 $TRAIN translate --model "$T/r" --threads 1 <"$T/odd.en"
 [ "$(wc -l <"$T/out")" -eq 3 ] && grep -q 'truncated' "$T/err" && pass translate_truncates_long_lines ||
     fail translate_truncates_long_lines "$(wc -l <"$T/out") lines for 3; stderr: $(cat "$T/err")"
+sed -n 2p "$T/out" | grep -q '^$' && pass translate_empty_line_is_empty ||
+    fail translate_empty_line_is_empty "line 2: '$(sed -n 2p "$T/out")'"
 expect_exit translate_model_is_file 2 $TRAIN translate --model "$T/in.en" <"$T/in.en"
+# decoding: greedy with and without the cache, beam 1 and the default beam agree on lines
+expect_exit translate_greedy 0 $TRAIN translate --model "$T/r" --beam 1 <"$T/odd.en"
+cp "$T/out" "$T/greedy.out"
+expect_exit translate_no_cache 0 $TRAIN translate --model "$T/r" --beam 1 --no-cache <"$T/odd.en"
+cmp -s "$T/out" "$T/greedy.out" && pass translate_cached_equals_uncached ||
+    fail translate_cached_equals_uncached "$(diff "$T/out" "$T/greedy.out" | head -n 4)"
+expect_exit translate_beam 0 $TRAIN translate --model "$T/r" --beam 4 --lenpen 0.6 --batch 2 <"$T/in.en"
+[ "$(wc -l <"$T/out")" -eq 7 ] && pass translate_beam_one_line_per_input ||
+    fail translate_beam_one_line_per_input "$(wc -l <"$T/out") lines for 7"
+for bad in "--beam 0" "--beam -3" "--beam x" "--lenpen nan" "--lenpen inf" "--lenpen 1e9" \
+           "--batch 0" "--max-len 0" "--max-len 100000" "--no-cache --beam 5"; do
+    name=$(echo "translate_bad_$bad" | tr -c 'a-z0-9_\n' '_')
+    expect_exit "$name" 2 $TRAIN translate --model "$T/r" $bad <"$T/in.en"
+    [ -s "$T/out" ] && fail "${name}_no_output" "wrote $(wc -c <"$T/out") bytes"
+done
 # checkpoint metadata edited in place (same length): heads not dividing, negative width, tie 7
 for edit in '"NH":"2"/"NH":"3"' '"C":"32"/"C":"-5"' '"tie":"1"/"tie":"7"'; do
     rm -rf "$T/meta" && mkdir "$T/meta" && cp "$T/r/"* "$T/meta/"
@@ -214,6 +231,9 @@ grep -q '"arch": "lm"' "$T/lmr/summary.json" && grep -q '"Le": 0' "$T/lmr/summar
 expect_exit lm_sample 0 $TRAIN sample --model "$T/lmr" --prompt "der hund" --tokens 20 --threads 1
 [ "$(head -c 8 "$T/out")" = "der hund" ] && [ "$(wc -c <"$T/out")" -gt 12 ] && pass lm_sample_text ||
     fail lm_sample_text "$(cat "$T/out")"
+# past the window of 16 positions the cache restarts from the last half of it
+expect_exit lm_sample_long 0 $TRAIN sample --model "$T/lmr" --prompt "der" --tokens 60 --temperature 0
+[ "$(wc -c <"$T/out")" -gt 60 ] && pass lm_sample_past_window || fail lm_sample_past_window "$(cat "$T/out")"
 expect_exit sample_needs_lm 2 $TRAIN sample --model "$T/r" --tokens 5
 expect_exit translate_needs_seq2seq 2 $TRAIN translate --model "$T/lmr" <"$T/in.en"
 

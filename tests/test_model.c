@@ -181,7 +181,8 @@ static double attn_loss(void *p) {
 
 static void test_attention(int causal, int Tq, int Tk, float p, const char *name) {
     int B = 2, C = 6, NH = 2;
-    AttnShape s = { B, Tq, Tk, C, NH, C + 1, 2 * C + 3, causal, p, 777 };   // padded row strides
+    AttnShape s = { .B = B, .Tq = Tq, .Tk = Tk, .C = C, .NH = NH, .q_stride = C + 1,
+                     .kv_stride = 2 * C + 3, .causal = causal, .p = p, .base = 777 };   // padded row strides
     ACtx c = { alloc(B * Tq * C), alloc(B * NH * Tq * Tk), alloc(B * Tq * s.q_stride),
                alloc(B * Tk * s.kv_stride), alloc(B * Tq * C), malloc(B * Tk), s };
     fill(c.q, B * Tq * s.q_stride, 1); fill(c.kv, B * Tk * s.kv_stride, 1); fill(c.R, B * Tq * C, 1);
