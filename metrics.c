@@ -64,7 +64,8 @@ enum { BLEU_ORDER = 4, CHRF_ORDER = 6, CHRF_BETA = 2 };
 static const char *or_empty(const char *s) { return s ? s : ""; }
 
 static void oom(char *err, const char *what, size_t i, size_t n) {
-    if (err) snprintf(err, KF_ERRLEN, "out of memory computing %s (line %zu of %zu)", what, i + 1, n);
+    if (err)
+        snprintf(err, KF_ERRLEN, "out of memory computing %s (line %zu of %zu)", what, i + 1, n);
 }
 
 // Grows a buffer of code points to hold at least need of them, keeping its contents.
@@ -496,7 +497,8 @@ int chrf_corpus(double *out, const char *const *hyp, const char *const *ref, siz
         grams_matches(&g, match);
         for (int k = 0; k < CHRF_ORDER; k++) {
             size_t len = (size_t)k + 1;
-            long hk = lh >= len ? (long)(lh - len + 1) : 0, rk = lr >= len ? (long)(lr - len + 1) : 0;
+            long hk = lh >= len ? (long)(lh - len + 1) : 0;
+            long rk = lr >= len ? (long)(lr - len + 1) : 0;
             nhyp[k] += rk > 0 ? hk : 0;   // no reference n-gram: the hypothesis's do not count
             nref[k] += rk;
         }
