@@ -31,7 +31,8 @@ OBJ = $(patsubst %.c,build/%.o,$(LIB))
 DOBJ = build/double/model.o build/double/embed_factor.o build/double/matmul.o
 
 TESTS = tests/test_matmul tests/test_tokenizer tests/test_data tests/test_checkpoint \
-        tests/test_embed tests/test_model tests/test_kernels tests/test_matmul_serial
+        tests/test_embed tests/test_model tests/test_kernels tests/test_matmul_serial \
+        tests/test_metrics
 
 .PHONY: all test bench clean
 all: train
