@@ -23,16 +23,16 @@ CFLAGS += -Wno-unknown-pragmas
 endif
 
 HDR = common.h model.h embed_factor.h tokenizer.h matmul.h data.h checkpoint.h plot.h data/toydata.h \
-      fileio.h prepare.h run.h generate.h compare.h
+      fileio.h prepare.h run.h generate.h compare.h metrics.h
 LIB = model.c embed_factor.c tokenizer.c matmul.c data.c checkpoint.c plot.c data/toydata.c \
-      fileio.c prepare.c run.c generate.c compare.c
+      fileio.c prepare.c run.c generate.c compare.c metrics.c
 OBJ = $(patsubst %.c,build/%.o,$(LIB))
 # The model's numerics again in double precision, for the finite-difference tests.
 DOBJ = build/double/model.o build/double/embed_factor.o build/double/matmul.o
 
 TESTS = tests/test_matmul tests/test_tokenizer tests/test_data tests/test_checkpoint \
         tests/test_embed tests/test_model tests/test_kernels tests/test_matmul_serial \
-        tests/test_decode tests/test_decode_double
+        tests/test_decode tests/test_decode_double tests/test_metrics
 
 .PHONY: all test bench clean
 all: train

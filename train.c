@@ -6,6 +6,7 @@
 //   ./train translate / sample   use it                                 (generate.c)
 //   ./train encode / decode      the tokenizer on its own
 //   ./train compare ...          several embeddings, one table, one plot (compare.c)
+//   ./train bleu --ref FILE      BLEU and chrF2 of translations, as sacreBLEU (metrics.c)
 //
 // This file holds the help texts, the flag parsing and the demo. Every flag is checked
 // before anything is written; bad input ends with one line "train: error: ..." on
@@ -28,6 +29,7 @@
 #include "run.h"
 #include "generate.h"
 #include "compare.h"
+#include "metrics.h"
 
 // ----------------------------------------------------------------------------
 // errors and help
@@ -65,6 +67,7 @@ static const char *HELP_MAIN =
 "  sample        continue a prompt with a trained language model (lm)\n"
 "  encode        text lines on stdin -> token ids on stdout\n"
 "  decode        token ids on stdin -> text lines on stdout\n"
+"  bleu          BLEU and chrF2 of translations against references, as sacreBLEU\n"
 "  compare       train one configuration with several embeddings; table and plot\n"
 "\n"
 "example:\n"
@@ -724,6 +727,60 @@ static int cmd_decode(int argc, char **argv) {
 }
 
 // ----------------------------------------------------------------------------
+// bleu
+
+static const char *HELP_BLEU =
+"usage: ./train bleu --ref FILE [HYP_FILE]      (without HYP_FILE: translations on stdin)\n"
+"\n"
+"Scores translations against references, line i against line i, as sacreBLEU 2.x\n"
+"does with its defaults, and prints its two lines:\n"
+"  BLEU = 30.06 76.9/45.5/22.2/14.3 (BP = 0.926 ratio = 0.929 hyp_len = 13 ref_len = 14)\n"
+"  chrF2 = 61.44\n"
+"BLEU: corpus BLEU on 13a tokens (mteval-v13a's tokenization), n-grams up to 4, 'exp'\n"
+"smoothing, brevity penalty; then the 1- to 4-gram precisions, the brevity penalty,\n"
+"the length ratio and the token counts of the translations and of the references.\n"
+"chrF2: character 6-grams, whitespace removed, recall weighted by beta = 2. An empty\n"
+"line is a valid (empty) translation; the two must have the same number of lines.\n"
+"\n"
+"  --ref FILE   the references, one a line (required)\n"
+"  HYP_FILE     the translations, one a line (default: stdin)\n";
+
+static int cmd_bleu(int argc, char **argv) {
+    const char *ref_path = NULL, *hyp_path = NULL;
+    for (int i = 2; i < argc; i++) {
+        const char *a = argv[i];
+        if (is_help(a)) { fputs(HELP_BLEU, stdout); return 0; }
+        if (!strcmp(a, "--ref")) ref_path = path_value(argc, argv, &i);
+        else if (a[0] == '-') error_usage(a);
+        else if (hyp_path)
+            error_exit("bleu takes one file of translations, got '%s' and '%s'", hyp_path, a);
+        else hyp_path = a;
+    }
+    if (!ref_path) error_exit("bleu needs --ref FILE, the reference translations");
+    // stdin through its path, so that it is read as the files are (lines_read)
+    const char *hyp_file = hyp_path ? hyp_path : "/dev/stdin";
+    const char *hyp_name = hyp_path ? hyp_path : "stdin";
+    Lines ref, hyp;
+    char err[KF_ERRLEN], line[256];
+    if (lines_read(&ref, ref_path, err) || lines_read(&hyp, hyp_file, err)) error_exit("%s", err);
+    if (hyp.n != ref.n)
+        error_exit("%zu lines of translations in %s but %zu reference lines in %s; give one "
+                   "translation for each reference line", hyp.n, hyp_name, ref.n, ref_path);
+    BleuScore b;
+    double chrf = 0.0;
+    const char *const *h = (const char *const *)hyp.line, *const *r = (const char *const *)ref.line;
+    if (bleu_corpus(&b, h, r, hyp.n, err) || chrf_corpus(&chrf, h, r, hyp.n, err))
+        error_exit("%s", err);
+    bleu_line(line, sizeof line, &b);
+    puts(line);
+    chrf_line(line, sizeof line, chrf);
+    puts(line);
+    lines_free(&ref);
+    lines_free(&hyp);
+    return 0;
+}
+
+// ----------------------------------------------------------------------------
 // the demo
 
 #define TOY_DIR "data/toy"
@@ -844,6 +901,7 @@ int main(int argc, char **argv) {
     if (!strcmp(command, "sample")) return cmd_sample(argc, argv);
     if (!strcmp(command, "encode")) return cmd_encode(argc, argv);
     if (!strcmp(command, "decode")) return cmd_decode(argc, argv);
+    if (!strcmp(command, "bleu")) return cmd_bleu(argc, argv);
     if (!strcmp(command, "compare")) return cmd_compare(argc, argv);
     if (command[0] == '-') { command = ""; error_usage(argv[1]); }
     error_exit("unknown command '%s'; see ./train --help", command);

@@ -99,6 +99,34 @@ echo "5 x7" >"$T/badids.txt"
 expect_exit decode_not_a_number 2 $TRAIN decode --tokenizer "$T/d/tokenizer.bin" <"$T/badids.txt"
 
 # ---------------------------------------------------------------------------
+# bleu: the expected lines are sacreBLEU 2.x's own output for these files (an empty
+# translation, umlauts, digits and punctuation; the last line without its newline)
+
+printf 'The cat sat on the mat.\n\nDas M\303\244dchen l\303\244uft, 3.5 km schnell!\nIt costs $1,000 -- "cheap".' >"$T/bleu.hyp"
+printf 'The cat is on the mat.\nA dog barks.\nDas M\303\244dchen rennt 3.5 km schnell.\nIt costs $1,000 - "cheap".\n' >"$T/bleu.ref"
+printf 'BLEU = 38.99 79.2/61.9/38.9/20.0 (BP = 0.882 ratio = 0.889 hyp_len = 24 ref_len = 27)\nchrF2 = 67.42\n' >"$T/bleu.want"
+expect_exit bleu_files 0 $TRAIN bleu --ref "$T/bleu.ref" "$T/bleu.hyp"
+cmp -s "$T/out" "$T/bleu.want" && pass bleu_files_lines || fail bleu_files_lines "$(cat "$T/out")"
+$TRAIN bleu --ref "$T/bleu.ref" <"$T/bleu.hyp" >"$T/out" 2>"$T/err"
+cmp -s "$T/out" "$T/bleu.want" && pass bleu_stdin || fail bleu_stdin "$(cat "$T/out" "$T/err")"
+printf '\n\n\n\n' >"$T/bleu_empty.hyp"
+expect_exit bleu_empty_lines 0 $TRAIN bleu --ref "$T/bleu.ref" "$T/bleu_empty.hyp"
+printf 'BLEU = 0.00 0.0/0.0/0.0/0.0 (BP = 0.000 ratio = 0.000 hyp_len = 0 ref_len = 27)\nchrF2 = 0.00\n' |
+    cmp -s - "$T/out" && pass bleu_empty_lines_score || fail bleu_empty_lines_score "$(cat "$T/out")"
+expect_exit bleu_two_hyp_files 2 $TRAIN bleu --ref "$T/bleu.ref" "$T/bleu_empty.hyp" "$T/bleu.hyp"
+head -n 3 "$T/bleu.ref" >"$T/bleu3.ref"
+expect_exit bleu_mismatched_lines 2 $TRAIN bleu --ref "$T/bleu3.ref" "$T/bleu.hyp"
+[ "$(wc -l <"$T/err")" -eq 1 ] && grep -q "4 lines.*bleu.hyp.* 3 reference lines.*bleu3.ref" "$T/err" &&
+    pass bleu_mismatched_lines_named || fail bleu_mismatched_lines_named "$(cat "$T/err")"
+expect_exit bleu_missing_file 2 $TRAIN bleu --ref "$T/bleu.ref" "$T/nope.hyp"
+expect_exit bleu_missing_ref 2 $TRAIN bleu --ref "$T/nope.ref" "$T/bleu.hyp"
+expect_exit bleu_needs_ref 2 $TRAIN bleu "$T/bleu.hyp"
+expect_exit bleu_empty_file 2 $TRAIN bleu --ref "$T/bleu.ref" "$T/empty.txt"
+expect_exit bleu_help 0 $TRAIN bleu --help
+grep -q -- '--ref FILE' "$T/out" && grep -q 'chrF2' "$T/out" && pass bleu_help_documents ||
+    fail bleu_help_documents "$(cat "$T/out")"
+
+# ---------------------------------------------------------------------------
 # fit
 
 expect_exit heads_not_dividing 2 $TRAIN fit --data "$T/d" --out "$T/r" --d-model 30 --heads 4 --steps 5
