@@ -23,9 +23,9 @@ CFLAGS += -Wno-unknown-pragmas
 endif
 
 HDR = common.h model.h embed_factor.h tokenizer.h matmul.h data.h checkpoint.h plot.h data/toydata.h \
-      fileio.h prepare.h run.h generate.h compare.h metrics.h
+      fileio.h prepare.h run.h generate.h compare.h evaluate.h metrics.h
 LIB = model.c embed_factor.c tokenizer.c matmul.c data.c checkpoint.c plot.c data/toydata.c \
-      fileio.c prepare.c run.c generate.c compare.c metrics.c
+      fileio.c prepare.c run.c generate.c compare.c evaluate.c metrics.c
 OBJ = $(patsubst %.c,build/%.o,$(LIB))
 # The model's numerics again in double precision, for the finite-difference tests.
 DOBJ = build/double/model.o build/double/embed_factor.o build/double/matmul.o

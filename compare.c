@@ -143,22 +143,28 @@ static int write_report(const FitOptions *base, const Slot *slots, int n, const 
             (unsigned long long)base->seed);
     if (base->minutes > 0) fprintf(f, "%g minutes", base->minutes);
     else fprintf(f, "%ld steps", base->steps);
-    fprintf(f, ". Final train loss: mean of the last 20 steps. Loss curves: loss.svg.\n\n");
+    fprintf(f, ". Final train loss: mean of the last 20 steps. Val BLEU: sacreBLEU's corpus "
+            "BLEU of the first %d validation sentences, greedy and beam %d (empty for an lm "
+            "or --bleu-sentences 0). Loss curves: loss.svg.\n\n", base->bleu_sentences,
+            base->bleu_beam);
     fprintf(f, "| run | embedding | params | embedding params | compression | final train "
-            "loss | best val loss | val ppl | tokens/s | peak RSS MB |\n");
-    fprintf(f, "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+            "loss | best val loss | val ppl | val BLEU greedy | val BLEU beam | tokens/s | "
+            "peak RSS MB |\n");
+    fprintf(f, "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
     for (int i = 0; i < n; i++) {
         const Slot *s = &slots[i];
         const FitResult *r = &s->r;
         if (!s->ok) {
-            fprintf(f, "| %s | `%s` | failed (%s) | | | | | | | |\n", s->name, s->spec, s->why);
+            fprintf(f, "| %s | `%s` | failed (%s) | | | | | | | | | |\n", s->name, s->spec, s->why);
             continue;
         }
-        char a[32], b[32];
-        fprintf(f, "| %s%s | `%s` | %s | %s | %.1fx | %.4f | %.4f | %.2f | %.0f | %.0f |\n",
+        char a[32], b[32], g[32] = "", k[32] = "";
+        if (isfinite(r->val_bleu_greedy)) snprintf(g, sizeof g, "%.2f", r->val_bleu_greedy);
+        if (isfinite(r->val_bleu_beam)) snprintf(k, sizeof k, "%.2f", r->val_bleu_beam);
+        fprintf(f, "| %s%s | `%s` | %s | %s | %.1fx | %.4f | %.4f | %.2f | %s | %s | %.0f | %.0f |\n",
                 s->name, r->interrupted ? " (interrupted)" : "", s->spec,
                 format_count(a, r->params), format_count(b, r->embed_params),
-                r->compression, r->final_train_loss, r->best_val_loss, r->val_ppl,
+                r->compression, r->final_train_loss, r->best_val_loss, r->val_ppl, g, k,
                 r->tokens_per_s, r->peak_rss_mb);
     }
     if (replace_commit(f, path, err)) return 1;

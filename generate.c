@@ -6,8 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-// Text of n ids as a malloc'd NUL-terminated string, or NULL with a message.
-static char *decode_string(const Tokenizer *tok, const int *ids, size_t n, char *err) {
+char *tokens_to_text(const Tokenizer *tok, const int *ids, size_t n, char *err) {
     char small[256];
     long need = tokenizer_decode(tok, ids, n, small, sizeof(small), err);
     if (need < 0) return NULL;
@@ -300,7 +299,7 @@ int translate_ids(Model *m, const Tokenizer *tok, const int *const *ids, const i
         else decode_greedy(m, B, max_len, o->no_cache, hyp, hyp_len);
         for (int b = 0; b < B; b++) {
             char **res = &out[order[start + b].index];
-            if (!(*res = decode_string(tok, hyp + (size_t)b * max_len, (size_t)hyp_len[b], err)))
+            if (!(*res = tokens_to_text(tok, hyp + (size_t)b * max_len, (size_t)hyp_len[b], err)))
                 goto done;
             st->tokens += hyp_len[b];
         }

@@ -35,6 +35,9 @@ void decode_greedy(Model *m, int B, int max_len, int no_cache, int *hyp, int *hy
 void decode_beam(Model *m, int B, int K, double lenpen, int max_len, int *hyp,
                  int *hyp_len, double *score);
 
+// Text of n ids as a malloc'd NUL-terminated string, or NULL with a message.
+char *tokens_to_text(const Tokenizer *tok, const int *ids, size_t n, char *err);
+
 typedef struct {
     int truncated;     // sources longer than the model's maxT - 1 tokens, cut
     long tokens;       // tokens produced (without <eos>)

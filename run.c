@@ -6,6 +6,7 @@
 #include "checkpoint.h"
 #include "fileio.h"
 #include "data.h"
+#include "evaluate.h"
 
 #include <signal.h>
 #include <errno.h>
@@ -265,6 +266,8 @@ static int fit_setup(const FitOptions *o, Dataset *d, Config *cfg, Model *m, Bat
     if (o->batch_tokens < 1) BAD("--batch-tokens %d must be at least 1", o->batch_tokens);
     if (o->eval_every < 0) BAD("--eval-every %d must be >= 0", o->eval_every);
     if (o->max_len < 0) BAD("--max-len %d must be positive", o->max_len);
+    if (o->bleu_sentences < 0) BAD("--bleu-sentences %d must be >= 0 (0: no BLEU)", o->bleu_sentences);
+    if (o->bleu_beam < 1 || o->bleu_beam > 1000) BAD("--bleu-beam %d must be in [1, 1000]", o->bleu_beam);
     if (dataset_open(d, o->data_dir, err)) return 1;
     *cfg = o->cfg;
     if (o->arch_set && cfg->arch != d->arch)
@@ -326,6 +329,8 @@ void fit_defaults(FitOptions *o) {
     o->seed = 1;
     o->eval_every = 100;
     o->eval_batches = 200;
+    o->bleu_sentences = 2000;
+    o->bleu_beam = 5;
 }
 
 // ----------------------------------------------------------------------------
@@ -455,6 +460,14 @@ static int write_summary(const FitOptions *o, const Config *c, const FitResult *
     json_number(f, r->best_val_loss);
     fprintf(f, ",\n  \"val_perplexity\": ");
     json_number(f, r->val_ppl);
+    fprintf(f, ",\n  \"val_bleu\": {\"sentences\": %d, \"greedy\": ",
+            isfinite(r->val_bleu_greedy) ? o->bleu_sentences : 0);
+    json_number(f, r->val_bleu_greedy);
+    fprintf(f, ", \"beam\": ");
+    json_number(f, r->val_bleu_beam);
+    fprintf(f, ", \"beam_size\": %d, \"chrf_beam\": ", o->bleu_beam);
+    json_number(f, r->val_chrf_beam);
+    fputc('}', f);
     fprintf(f, ",\n  \"tokens_per_s\": %.1f,\n  \"seconds\": %.2f,\n  \"peak_rss_mb\": %.1f,\n"
             "  \"interrupted\": %s\n}\n", r->tokens_per_s, r->seconds, r->peak_rss_mb,
             r->interrupted ? "true" : "false");
@@ -472,6 +485,26 @@ const char *format_count(char *out, size_t x) {
     return out;
 }
 
+// Translates the validation set greedily and by beam search and scores both, so that a
+// run (and `compare`) reads in the metric of translators. Prints one line.
+static int validation_bleu(Model *m, const Dataset *d, const FitOptions *o, FitResult *r,
+                           char *err) {
+    DecodeOptions dec;
+    decode_defaults(&dec);
+    EvalResult greedy, beam;
+    dec.beam = 1;
+    if (evaluate_valid(m, d, o->bleu_sentences, &dec, &greedy, err)) return 1;
+    dec.beam = o->bleu_beam;
+    if (evaluate_valid(m, d, o->bleu_sentences, &dec, &beam, err)) return 1;
+    r->val_bleu_greedy = greedy.bleu.bleu;
+    r->val_bleu_beam = beam.bleu.bleu;
+    r->val_chrf_beam = beam.chrf;
+    printf("fit: val BLEU %.2f greedy, %.2f beam %d (chrF2 %.2f), %d sentences in %.1f + %.1f s\n",
+           greedy.bleu.bleu, beam.bleu.bleu, o->bleu_beam, beam.chrf, beam.sentences,
+           greedy.seconds, beam.seconds);
+    return 0;
+}
+
 // ----------------------------------------------------------------------------
 // the training loop
 
@@ -484,6 +517,7 @@ int fit_run(const FitOptions *o, FitResult *r, char *err) {
     Batcher *bt;
     memset(r, 0, sizeof(*r));
     r->best_val_loss = r->val_ppl = NAN;
+    r->val_bleu_greedy = r->val_bleu_beam = r->val_chrf_beam = NAN;
     if (fit_setup(o, &d, &cfg, &m, &bt, err)) return 1;
     model_init(&m, o->seed);
     m.dropout_seed = o->seed;
@@ -597,6 +631,9 @@ int fit_run(const FitOptions *o, FitResult *r, char *err) {
         goto stop;
     }
     if (!evaluated && save_checkpoint(&m, o->out_dir, d.tok, step, err)) goto stop;
+    if (cfg.arch == ARCH_SEQ2SEQ && o->bleu_sentences > 0 && !stop_signal &&
+        validation_bleu(&m, &d, o, r, err))
+        goto stop;
 
     // summary
     int k = step < RECENT ? (int)step : RECENT;

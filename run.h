@@ -1,7 +1,8 @@
 // run.h: one training run (`train fit`) and the run directory it leaves behind:
 //   log.csv            one row per step: step,epoch,tokens,lr,train_loss,val_loss,
 //                      grad_norm,tokens_per_s,seconds (val_loss empty where not evaluated)
-//   summary.json       config, parameter counts, losses, speed, peak memory
+//   summary.json       config, parameter counts, losses, validation BLEU, speed,
+//                      peak memory
 //   model.safetensors  the weights, with the config and tokenizer checksum as metadata
 //   tokenizer.bin      a copy of the data's tokenizer
 #ifndef KF_RUN_H
@@ -27,6 +28,9 @@ typedef struct {
     int eval_every;          // steps between validations (0: only at the end)
     int eval_batches;        // validation batches per evaluation at most
     int threads;             // for the record (the caller sets OpenMP)
+    int bleu_sentences;      // seq2seq: validation pairs translated and scored at the
+                             // end, greedily and by beam search (0: none)
+    int bleu_beam;           // the beam of that search
 } FitOptions;
 
 typedef struct {
@@ -37,6 +41,7 @@ typedef struct {
     double best_val_loss, val_ppl;              // NAN if never evaluated
     double tokens_per_s, seconds, peak_rss_mb;
     int interrupted;             // stopped early by SIGINT/SIGTERM (and saved)
+    double val_bleu_greedy, val_bleu_beam, val_chrf_beam;   // NAN if not scored
 } FitResult;
 
 void fit_defaults(FitOptions *o);

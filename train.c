@@ -4,6 +4,7 @@
 //   ./train prepare ...          text -> tokenizer and token files      (prepare.c)
 //   ./train fit ...              train a model                          (run.c)
 //   ./train translate / sample   use it                                 (generate.c)
+//   ./train eval ...             translate a test set, score it          (evaluate.c)
 //   ./train encode / decode      the tokenizer on its own
 //   ./train compare ...          several embeddings, one table, one plot (compare.c)
 //   ./train bleu --ref FILE      BLEU and chrF2 of translations, as sacreBLEU (metrics.c)
@@ -29,6 +30,7 @@
 #include "run.h"
 #include "generate.h"
 #include "compare.h"
+#include "evaluate.h"
 #include "metrics.h"
 
 // ----------------------------------------------------------------------------
@@ -64,6 +66,7 @@ static const char *HELP_MAIN =
 "  prepare       text files -> tokenizer and token files (a data directory)\n"
 "  fit           train a model on a data directory into a run directory\n"
 "  translate     translate lines from stdin with a trained seq2seq model\n"
+"  eval          translate a test set and score it: BLEU, chrF2, sentences/s\n"
 "  sample        continue a prompt with a trained language model (lm)\n"
 "  encode        text lines on stdin -> token ids on stdout\n"
 "  decode        token ids on stdin -> text lines on stdout\n"
@@ -167,10 +170,15 @@ static void print_fit_flags(void) {
 "  --eval-every N          validate and save every N steps, 0 = only at the end\n"
 "                          (default %d); validation: no dropout, no label smoothing,\n"
 "                          at most --eval-batches batches (default %d)\n"
+"  --bleu-sentences N      seq2seq: at the end, translate the first N validation\n"
+"                          sentences greedily and by beam search and put their BLEU\n"
+"                          and chrF2 in summary.json (default %d; 0: none)\n"
+"  --bleu-beam K           the beam of that search (default %d)\n"
 "  --threads N             OpenMP threads (default: all cores)\n",
         d.steps, c->C, c->Le, c->NH, c->F, c->embed, c->tie ? "tied" : "untied",
         c->dropout, c->label_smoothing, d.batch_tokens, d.lr, d.warmup, d.weight_decay,
-        d.clip, (unsigned long long)d.seed, d.eval_every, d.eval_batches);
+        d.clip, (unsigned long long)d.seed, d.eval_every, d.eval_batches,
+        d.bleu_sentences, d.bleu_beam);
 }
 
 static void help_fit(void) {
@@ -183,7 +191,8 @@ static void help_fit(void) {
 "                     tokens: target tokens so far; tokens_per_s: excludes validation)\n"
 "  summary.json       config, parameters (total, embedding, compression vs dense V*C),\n"
 "                     first and final train loss (mean of the last 20 steps), best\n"
-"                     val loss, val perplexity, tokens/s, seconds, steps, peak RSS\n"
+"                     val loss, val perplexity, val BLEU (greedy and beam) and\n"
+"                     chrF2, tokens/s, seconds, steps, peak RSS\n"
 "  model.safetensors  the weights, saved at every validation and at the end; metadata:\n"
 "                     the config and the tokenizer checksum\n"
 "  tokenizer.bin      the data's tokenizer, so that translate needs only RUNDIR\n"
@@ -238,6 +247,21 @@ static const char *HELP_TRANSLATE =
 "  --model RUNDIR   a directory written by `train fit` (model.safetensors, tokenizer.bin)\n"
 HELP_DECODE_FLAGS;
 
+
+static const char *HELP_EVAL =
+"usage: ./train eval --model RUNDIR --src FILE --ref FILE [--hyp-out FILE] [--beam K]\n"
+"                    [--lenpen A] [--max-len N] [--batch N] [--no-cache] [--threads N]\n"
+"\n"
+"Translates every line of --src as `translate` does, then scores the translations\n"
+"against --ref (line i against line i) and prints corpus BLEU and chrF2 as sacreBLEU\n"
+"prints them (13a tokenization, exponential smoothing; character 6-grams, beta 2),\n"
+"then sentences/s and tokens/s of the translation alone.\n"
+"\n"
+"  --model RUNDIR   a directory written by `train fit`\n"
+"  --src FILE       source sentences, one per line\n"
+"  --ref FILE       their reference translations, as many lines\n"
+"  --hyp-out FILE   also write the translations to FILE (atomically)\n"
+HELP_DECODE_FLAGS;
 
 static const char *HELP_SAMPLE =
 "usage: ./train sample --model RUNDIR [--prompt TEXT] [--tokens N] [--temperature T]\n"
@@ -383,6 +407,8 @@ static int fit_flag(FitOptions *o, int *budget_flags, int argc, char **argv, int
         o->eval_batches = int_value(argc, argv, i);
         if (o->eval_batches < 1) error_exit("--eval-batches %d must be at least 1", o->eval_batches);
     }
+    else if (!strcmp(a, "--bleu-sentences")) o->bleu_sentences = int_value(argc, argv, i);
+    else if (!strcmp(a, "--bleu-beam")) o->bleu_beam = int_value(argc, argv, i);
     else if (!strcmp(a, "--threads")) o->threads = threads_value(argc, argv, i);
     else return 0;
     return 1;
@@ -606,6 +632,74 @@ static int cmd_translate(int argc, char **argv) {
     return 0;
 }
 
+// Prints the BLEU and chrF2 lines of r, as sacreBLEU does.
+static void print_scores(const EvalResult *r) {
+    char line[256];
+    bleu_line(line, sizeof line, &r->bleu);
+    puts(line);
+    chrf_line(line, sizeof line, r->chrf);
+    puts(line);
+}
+
+static int cmd_eval(int argc, char **argv) {
+    const char *dir = NULL, *src_path = NULL, *ref_path = NULL, *hyp_out = NULL;
+    int threads = 0;
+    DecodeOptions o;
+    decode_defaults(&o);
+    for (int i = 2; i < argc; i++) {
+        const char *a = argv[i];
+        if (is_help(a)) { fputs(HELP_EVAL, stdout); return 0; }
+        if (!strcmp(a, "--model")) dir = path_value(argc, argv, &i);
+        else if (!strcmp(a, "--src")) src_path = path_value(argc, argv, &i);
+        else if (!strcmp(a, "--ref")) ref_path = path_value(argc, argv, &i);
+        else if (!strcmp(a, "--hyp-out")) hyp_out = path_value(argc, argv, &i);
+        else if (!decode_flag(&o, &threads, argc, argv, &i)) error_usage(a);
+    }
+    if (!dir) error_exit("eval needs --model RUNDIR, a directory written by `train fit`");
+    if (!src_path || !ref_path)
+        error_exit("eval needs --src FILE and --ref FILE: source sentences and their references");
+    Lines src, ref;
+    char err[KF_ERRLEN];
+    if (lines_read(&src, src_path, err) || lines_read(&ref, ref_path, err)) error_exit("%s", err);
+    if (src.n != ref.n)
+        error_exit("%zu source lines in %s but %zu reference lines in %s; give one reference "
+                   "for each source line", src.n, src_path, ref.n, ref_path);
+    if (src.n > 100000000) error_exit("%s has %zu lines; evaluate at most 100000000", src_path, src.n);
+    Model m;
+    Tokenizer *tok;
+    load_translator(&m, &tok, dir, &o);
+    use_threads(threads);
+    int n = (int)src.n;
+    char **hyps = malloc(src.n * sizeof(char *));
+    if (!hyps) error_exit("out of memory");
+    TranslateStats st;
+    EvalResult r;
+    memset(&r, 0, sizeof r);
+    double t0 = seconds_now();
+    if (translate_lines(&m, tok, src.line, src.len, n, &o, hyps, &st, err)) error_exit("%s", err);
+    r.seconds = seconds_since(t0);
+    warn_truncated(st.truncated, &m);
+    if (score_translations(&r, hyps, (const char *const *)ref.line, n, err)) error_exit("%s", err);
+    if (hyp_out) {
+        FILE *f = replace_begin(hyp_out, err);
+        if (!f) error_exit("%s", err);
+        for (int i = 0; i < n; i++) fprintf(f, "%s\n", hyps[i]);
+        if (replace_commit(f, hyp_out, err)) error_exit("%s", err);
+    }
+    print_scores(&r);
+    printf("eval: %d sentences in %.2f s: %.1f sentences/s, %.0f tokens/s (%s, %d threads)\n",
+           n, r.seconds, n / r.seconds, st.tokens / r.seconds,
+           o.beam > 1 ? "beam search" : o.no_cache ? "greedy, no cache" : "greedy",
+           use_threads(0));
+    for (int i = 0; i < n; i++) free(hyps[i]);
+    free(hyps);
+    lines_free(&src);
+    lines_free(&ref);
+    tokenizer_free(tok);
+    model_free(&m);
+    return 0;
+}
+
 static int cmd_sample(int argc, char **argv) {
     const char *dir = NULL, *prompt = "";
     int ntokens = 200, top_k = 40, threads = 0;
@@ -761,20 +855,15 @@ static int cmd_bleu(int argc, char **argv) {
     const char *hyp_file = hyp_path ? hyp_path : "/dev/stdin";
     const char *hyp_name = hyp_path ? hyp_path : "stdin";
     Lines ref, hyp;
-    char err[KF_ERRLEN], line[256];
+    char err[KF_ERRLEN];
     if (lines_read(&ref, ref_path, err) || lines_read(&hyp, hyp_file, err)) error_exit("%s", err);
     if (hyp.n != ref.n)
         error_exit("%zu lines of translations in %s but %zu reference lines in %s; give one "
                    "translation for each reference line", hyp.n, hyp_name, ref.n, ref_path);
-    BleuScore b;
-    double chrf = 0.0;
-    const char *const *h = (const char *const *)hyp.line, *const *r = (const char *const *)ref.line;
-    if (bleu_corpus(&b, h, r, hyp.n, err) || chrf_corpus(&chrf, h, r, hyp.n, err))
+    EvalResult r;
+    if (score_translations(&r, hyp.line, (const char *const *)ref.line, (int)hyp.n, err))
         error_exit("%s", err);
-    bleu_line(line, sizeof line, &b);
-    puts(line);
-    chrf_line(line, sizeof line, chrf);
-    puts(line);
+    print_scores(&r);
     lines_free(&ref);
     lines_free(&hyp);
     return 0;
@@ -898,6 +987,7 @@ int main(int argc, char **argv) {
     if (!strcmp(command, "prepare")) return cmd_prepare(argc, argv);
     if (!strcmp(command, "fit")) return cmd_fit(argc, argv);
     if (!strcmp(command, "translate")) return cmd_translate(argc, argv);
+    if (!strcmp(command, "eval")) return cmd_eval(argc, argv);
     if (!strcmp(command, "sample")) return cmd_sample(argc, argv);
     if (!strcmp(command, "encode")) return cmd_encode(argc, argv);
     if (!strcmp(command, "decode")) return cmd_decode(argc, argv);

@@ -12,20 +12,8 @@
 set -e
 STEPS=${1:-600}
 OUT=${2:-runs/m30k-compare}
-D=../shared/data/multi30k_de_en
-if [ ! -f "$D/train.de.gz" ]; then
-    echo "multi30k_compare: $D not found; this example needs the shared data sets" >&2
-    exit 2
-fi
-[ -x ./train ] || make train
-TMP=runs/m30k-text
-mkdir -p "$TMP"
-for f in train.de train.en val.de val.en; do
-    [ -f "$TMP/$f" ] || gzip -dc "$D/$f.gz" > "$TMP/$f"
-done
-[ -f runs/m30k-data/dataset.txt ] || ./train prepare --src "$TMP/train.de" --tgt "$TMP/train.en" \
-    --valid-src "$TMP/val.de" --valid-tgt "$TMP/val.en" --vocab-size 8000 --max-len 64 --out runs/m30k-data
-./train compare --data runs/m30k-data --out "$OUT" --steps "$STEPS" \
+. examples/multi30k_data.sh
+./train compare --data runs/m30k --out "$OUT" --steps "$STEPS" \
     --d-model 256 --layers 3 --heads 8 --ffn 1024 --batch-tokens 2048 --lr 1e-3 --eval-every 50 \
     --embed dense --embed kronxs:n=2,r=36 --embed kronxs:n=2,r=18 --embed kron:n=2,r=1
 echo "wrote $OUT/summary.md and $OUT/loss.svg"

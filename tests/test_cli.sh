@@ -217,11 +217,33 @@ mkdir "$T/corrupt" && cp "$T/r/tokenizer.bin" "$T/corrupt/" &&
 expect_exit translate_corrupt_checkpoint 2 $TRAIN translate --model "$T/corrupt" <"$T/in.en"
 
 # ---------------------------------------------------------------------------
+# eval, bleu, and the validation BLEU of fit
+
+grep -q '"val_bleu": {"sentences": 2000, "greedy": [0-9]' "$T/r/summary.json" &&
+    pass fit_summary_val_bleu || fail fit_summary_val_bleu "$(grep val_bleu "$T/r/summary.json")"
+head -n 20 "$T/train.en" >"$T/ev.en"; head -n 20 "$T/train.de" >"$T/ev.de"
+expect_exit eval 0 $TRAIN eval --model "$T/r" --src "$T/ev.en" --ref "$T/ev.de" --beam 3 --hyp-out "$T/ev.hyp"
+grep -q '^BLEU = ' "$T/out" && grep -q '^chrF2 = ' "$T/out" && grep -q 'sentences/s' "$T/out" &&
+    pass eval_prints_scores || fail eval_prints_scores "$(cat "$T/out")"
+[ "$(wc -l <"$T/ev.hyp")" -eq 20 ] && pass eval_hyp_out_lines || fail eval_hyp_out_lines "$(wc -l <"$T/ev.hyp")"
+head -n 2 "$T/out" >"$T/ev.scores"
+$TRAIN bleu --ref "$T/ev.de" "$T/ev.hyp" >"$T/bleu.out" 2>&1
+cmp -s "$T/ev.scores" "$T/bleu.out" && pass eval_matches_bleu_of_its_hyps ||
+    fail eval_matches_bleu_of_its_hyps "$(cat "$T/ev.scores" "$T/bleu.out")"
+head -n 19 "$T/train.de" >"$T/ev19.de"
+expect_exit eval_line_counts_differ 2 $TRAIN eval --model "$T/r" --src "$T/ev.en" --ref "$T/ev19.de"
+grep -q '20 source lines' "$T/err" && grep -q '19 reference lines' "$T/err" &&
+    pass eval_line_counts_named || fail eval_line_counts_named "$(cat "$T/err")"
+expect_exit eval_needs_src 2 $TRAIN eval --model "$T/r" --ref "$T/ev.de"
+expect_exit eval_bad_beam 2 $TRAIN eval --model "$T/r" --src "$T/ev.en" --ref "$T/ev.de" --beam 0
+
+# ---------------------------------------------------------------------------
 # compare
 
 expect_exit compare 0 $TRAIN compare --data "$T/d" --out "$T/cmp" --embed dense --embed kronxs:n=2,r=2 \
     $SMALL --steps 10 --eval-every 5
-[ "$(grep -c -e '^| dense ' -e '^| kronxs_n2_r2 ' "$T/cmp/summary.md")" -eq 2 ] && pass compare_summary_rows ||
+[ "$(grep -c -e '^| dense .* | [0-9.]* | [0-9.]* | [0-9]* | [0-9]* |$' -e '^| kronxs_n2_r2 ' "$T/cmp/summary.md")" -eq 2 ] &&
+    grep -q 'val BLEU beam' "$T/cmp/summary.md" && pass compare_summary_rows ||
     fail compare_summary_rows "$(cat "$T/cmp/summary.md")"
 grep -q '<svg' "$T/cmp/loss.svg" && grep -q '</svg>' "$T/cmp/loss.svg" && pass compare_plot ||
     fail compare_plot "loss.svg missing or incomplete"
@@ -264,5 +286,6 @@ expect_exit lm_sample_long 0 $TRAIN sample --model "$T/lmr" --prompt "der" --tok
 [ "$(wc -c <"$T/out")" -gt 60 ] && pass lm_sample_past_window || fail lm_sample_past_window "$(cat "$T/out")"
 expect_exit sample_needs_lm 2 $TRAIN sample --model "$T/r" --tokens 5
 expect_exit translate_needs_seq2seq 2 $TRAIN translate --model "$T/lmr" <"$T/in.en"
+expect_exit eval_lm 2 $TRAIN eval --model "$T/lmr" --src "$T/ev.en" --ref "$T/ev.de"
 
 exit $FAILED
