@@ -351,34 +351,6 @@ static void test_model_grad(int arch, int tie, const char *embed, const char *na
     model_free(&m);
 }
 
-// Dropout masks and every reduction are independent of the number of threads.
-static void test_threads_identical(void) {
-#ifdef _OPENMP
-    Config cfg; config_default(&cfg);
-    cfg.V = 13; cfg.C = 16; cfg.NH = 2; cfg.F = 24; cfg.Le = 1; cfg.Ld = 1; cfg.maxT = 8;
-    cfg.dropout = 0.1f;
-    real loss[2][3];
-    for (int run = 0; run < 2; run++) {
-        omp_set_num_threads(run + 1);
-        Model m; char err[KF_ERRLEN];
-        model_build(&m, &cfg, err); model_init(&m, 3);
-        m.training = 1; m.dropout_seed = 1;
-        MCtx c = { &m, NULL, NULL, NULL, 3, 5, 6 };
-        make_batch(&c, cfg.V);
-        for (int s = 0; s < 3; s++) {
-            model_zero_grad(&m);
-            loss[run][s] = model_forward(&m, c.src, c.tin, c.tout, 3, 5, 6);
-            model_backward(&m);
-            model_adamw(&m, 1e-2f, 0.9f, 0.98f, 1e-8f, 0.01f, s + 1);
-        }
-        free(c.src); free(c.tin); free(c.tout); model_free(&m);
-    }
-    omp_set_num_threads(2);
-    CHECK(memcmp(loss[0], loss[1], sizeof loss[0]) == 0, "1 and 2 threads give bit-identical losses",
-          "%.17g vs %.17g", loss[0][2], loss[1][2]);
-#endif
-}
-
 // A tiny copy task: the loss must fall well below its start.
 static void test_training_reduces_loss(void) {
     Config cfg; config_default(&cfg);
@@ -437,7 +409,6 @@ int main(void) {
     test_model_grad(ARCH_LM, 1, "dense", "full model gradient: lm, tied dense");
     test_model_grad(ARCH_SEQ2SEQ, 1, "kronxs:n=2,r=2,q=2x4,t=4x4", "full model gradient: seq2seq, tied kronxs");
     test_model_grad(ARCH_LM, 0, "kron:n=2,r=2,q=4x2", "full model gradient: lm, untied kron");
-    test_threads_identical();
     test_training_reduces_loss();
     CHECK_EXIT();
 }
