@@ -383,6 +383,88 @@ static void test_training_reduces_loss(void) {
     model_free(&m);
 }
 
+// ----------------------------------------------------------------------------
+// AdamW and clipping, by hand.
+
+// A small seq2seq model with every kind of tensor (untied output, cross-attention),
+// with more than 2^14 parameters so that model_grad_norm sums several chunks.
+static int small_model(Model *m) {
+    Config cfg; config_default(&cfg);
+    cfg.V = 1500; cfg.C = 16; cfg.NH = 2; cfg.F = 24; cfg.Le = 1; cfg.Ld = 1; cfg.maxT = 8; cfg.tie = 0;
+    char err[KF_ERRLEN];
+    if (model_build(m, &cfg, err)) { CHECK(0, "small model", "model_build: %s", err); return 1; }
+    return 0;
+}
+
+// Weight decay applies to matrices and embeddings, not to LayerNorm gains and biases
+// (README): stated here by name, independently of TensorInfo.decay.
+static int decays(const char *name) {
+    size_t n = strlen(name);
+    return !(n > 5 && strcmp(name + n - 5, ".bias") == 0) && !strstr(name, ".ln");
+}
+
+static void test_adamw(void) {
+    Model m;
+    if (small_model(&m)) return;
+    // beta1 = 1/2, beta2 = 3/4, eps = 1/2, lr = 1/2, weight decay 1/4: binary fractions,
+    // so the values below are exact. Every weight starts at 1.
+    // Step 1, g = 2: m1 = 1/2 * 2 = 1, v1 = 1/4 * 4 = 1; corrected m^ = 1 / (1 - 1/2) = 2,
+    //   v^ = 1 / (1 - 3/4) = 4, step = 2 / (sqrt(4) + 1/2) = 4/5.
+    //   decayed: 1 - 1/2 (4/5 + 1/4 * 1) = 19/40;  not decayed: 1 - 1/2 * 4/5 = 3/5.
+    // Step 2, g = -2: m2 = 1/2 * 1 + 1/2 * (-2) = -1/2, v2 = 3/4 * 1 + 1/4 * 4 = 7/4;
+    //   m^ = (-1/2) / (1 - 1/4) = -2/3, v^ = (7/4) / (1 - 9/16) = 4, step = (-2/3) / (5/2) = -4/15.
+    //   decayed: 19/40 - 1/2 (-4/15 + 1/4 * 19/40) = 527/960;  not decayed: 3/5 + 2/15 = 11/15.
+    // (Without bias correction step 2 would be (-1/2) / (sqrt(7/4) + 1/2) = -0.274, and
+    // step 1 2/3 instead of 4/5.)
+    for (size_t i = 0; i < m.num_params; i++) m.param_mem[i] = 1;
+    double want[2][2] = {{3.0 / 5, 19.0 / 40}, {11.0 / 15, 527.0 / 960}};   // [step][decays]
+    int ok = 1, flags_ok = 1;
+    char detail[256] = "";
+    for (int t = 1; t <= 2; t++) {
+        for (size_t i = 0; i < m.num_params; i++) m.grad_mem[i] = t == 1 ? 2 : -2;
+        model_adamw(&m, 0.5f, 0.5f, 0.75f, 0.5f, 0.25f, t);
+        for (int k = 0; k < m.ntensors; k++) {
+            const TensorInfo *ti = &m.tensors[k];
+            int d = decays(ti->name);
+            flags_ok &= ti->decay == d;
+            for (size_t i = ti->offset; i < ti->offset + ti->numel; i++)
+                if (fabs(m.param_mem[i] - want[t - 1][d]) > 1e-15 && ok) {
+                    ok = 0;
+                    snprintf(detail, sizeof detail, "step %d, %s: %.17g, want %.17g", t, ti->name,
+                             m.param_mem[i], want[t - 1][d]);
+                }
+        }
+    }
+    CHECK(ok, "AdamW hand-computed: bias correction, decay on matrices and embeddings only", "%s", detail);
+    CHECK(flags_ok, "AdamW decay flags: none on LayerNorm gains and biases", "a tensor's decay flag is wrong");
+    CHECK(m.adam_m[0] == -0.5 && m.adam_v[0] == 1.75, "AdamW moments hand-computed",
+          "m %g (want -1/2), v %g (want 7/4)", m.adam_m[0], m.adam_v[0]);
+    model_free(&m);
+}
+
+static void test_clip(void) {
+    Model m;
+    if (small_model(&m)) return;
+    size_t n = m.num_params;
+    // all ones: norm sqrt(n), summed over ceil(n / 2^14) chunks
+    for (size_t i = 0; i < n; i++) m.grad_mem[i] = 1;
+    double norm = model_grad_norm(&m);
+    CHECK(n > 2 * 16384 && fabs(norm - sqrt((double)n)) < 1e-12 * sqrt((double)n),
+          "gradient norm of all ones is sqrt(n)", "n %zu: %.17g, want %.17g", n, norm, sqrt((double)n));
+    // 3 in the first entry and 4 in the last: norm 5; clipped to 1 they become 3/5, 4/5
+    memset(m.grad_mem, 0, n * sizeof(real));
+    m.grad_mem[0] = 3; m.grad_mem[n - 1] = 4;
+    norm = model_grad_norm(&m);
+    model_clip_grads(&m, norm, 10.0);   // below the threshold: untouched
+    model_clip_grads(&m, norm, 0.0);    // 0: clipping off
+    int untouched = m.grad_mem[0] == 3 && m.grad_mem[n - 1] == 4;
+    model_clip_grads(&m, norm, 1.0);
+    CHECK(norm == 5 && untouched && fabs(m.grad_mem[0] - 0.6) < 1e-15 && fabs(m.grad_mem[n - 1] - 0.8) < 1e-15 &&
+          fabs(model_grad_norm(&m) - 1) < 1e-15, "clipping hand-computed: (3, 4) to norm 1 is (3/5, 4/5)",
+          "norm %.17g, untouched %d, clipped %.17g %.17g", norm, untouched, m.grad_mem[0], m.grad_mem[n - 1]);
+    model_free(&m);
+}
+
 static void test_config_errors(void) {
     Config c; char err[KF_ERRLEN];
     config_default(&c); c.NH = 3;
@@ -409,6 +491,8 @@ int main(void) {
     test_model_grad(ARCH_LM, 1, "dense", "full model gradient: lm, tied dense");
     test_model_grad(ARCH_SEQ2SEQ, 1, "kronxs:n=2,r=2,q=2x4,t=4x4", "full model gradient: seq2seq, tied kronxs");
     test_model_grad(ARCH_LM, 0, "kron:n=2,r=2,q=4x2", "full model gradient: lm, untied kron");
+    test_adamw();
+    test_clip();
     test_training_reduces_loss();
     CHECK_EXIT();
 }
