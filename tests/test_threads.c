@@ -2,8 +2,9 @@
 // Several training steps (forward with dropout and label smoothing, backward, gradient
 // norm, clipping, AdamW), then an evaluation forward and greedy-decoding calls, once
 // with 1 thread and once with 2; every loss and gradient norm as raw bits, the final
-// weights, AdamW's moments and the logits go through an FNV-1a hash, and the hashes
-// must be equal. Built in float, the build that trains (AVX2 kernels, vectorized exp).
+// weights, AdamW's moments and the logits (of the evaluation forward, model_decode and
+// each step of incremental decoding) go through an FNV-1a hash, and the hashes must be
+// equal. Built in float, the build that trains (AVX2 kernels, vectorized exp).
 //
 // The shapes make every parallel path split its work over both threads: 16 sentences
 // of up to 24 + 20 tokens are 320-384 rows for LayerNorm, GELU and the residual adds
@@ -48,7 +49,7 @@ typedef struct {
     uint64_t losses;    // every step's loss and gradient norm, as raw bits
     uint64_t weights;   // the parameters after the last step
     uint64_t adam;      // AdamW's moments
-    uint64_t outputs;   // logits of an evaluation forward and of model_decode
+    uint64_t outputs;   // logits of an evaluation forward and of decoding
     real loss[STEPS];
 } Hashes;
 
@@ -89,6 +90,15 @@ static Hashes train(const Config *cfg, int threads) {
     if (!lm) model_encode(&m, src, B, S);
     model_decode(&m, tin, B, T / 2);
     h.outputs = fnv1a(h.outputs, m.logits, (size_t)B * cfg->V * sizeof(real));
+    // incremental decoding, as translate does: the first 10 tokens of every row (real
+    // tokens in all rows), one step at a time
+    model_decode_begin(&m, B, B, NULL, T);
+    for (int t = 0; t < 10; t++) {
+        int tok[B];
+        for (int b = 0; b < B; b++) tok[b] = tin[b * T + t];
+        model_decode_step(&m, tok);
+        h.outputs = fnv1a(h.outputs, m.logits, (size_t)B * cfg->V * sizeof(real));
+    }
     model_free(&m);
     return h;
 }
