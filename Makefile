@@ -32,7 +32,8 @@ DOBJ = build/double/model.o build/double/embed_factor.o build/double/matmul.o
 
 TESTS = tests/test_matmul tests/test_tokenizer tests/test_data tests/test_checkpoint \
         tests/test_embed tests/test_model tests/test_kernels tests/test_matmul_serial \
-        tests/test_decode tests/test_decode_double tests/test_metrics
+        tests/test_decode tests/test_decode_double tests/test_metrics \
+        tests/test_reference tests/test_reference_f32 tests/test_threads
 
 .PHONY: all test bench clean
 all: train
@@ -53,6 +54,11 @@ tests/test_model: tests/test_model.c tests/check.h $(DOBJ)
 	$(CC) $(CFLAGS) -DKF_DOUBLE -o $@ $< $(DOBJ) $(LDLIBS)
 tests/test_decode_double: tests/test_decode.c tests/check.h $(DOBJ)
 	$(CC) $(CFLAGS) -DKF_DOUBLE -o $@ $< $(DOBJ) $(LDLIBS)
+# Against the PyTorch fixtures of tests/ref/: in double, and in the float build that trains.
+tests/test_reference: tests/test_reference.c tests/check.h $(DOBJ) build/double/checkpoint.o build/double/fileio.o
+	$(CC) $(CFLAGS) -DKF_DOUBLE -o $@ $< $(DOBJ) build/double/checkpoint.o build/double/fileio.o $(LDLIBS)
+tests/test_reference_f32: tests/test_reference.c tests/check.h $(OBJ)
+	$(CC) $(CFLAGS) -o $@ $< $(OBJ) $(LDLIBS)
 # The matrix multiply once more without OpenMP: the serial build must agree too.
 tests/test_matmul_serial: tests/test_matmul.c tests/check.h matmul.c matmul.h common.h
 	$(CC) $(filter-out $(OMPFLAGS),$(CFLAGS)) -Wno-unknown-pragmas -o $@ tests/test_matmul.c matmul.c $(LDLIBS)

@@ -1,5 +1,6 @@
 // test_tokenizer.c: the byte-level BPE tokenizer: merges derived by hand, exact round
-// trips of any bytes, the pre-tokenization rule, determinism, files and their errors.
+// trips of any bytes, the pre-tokenization rule, determinism, files and their errors, and
+// the incremental trainer against a naive one on random corpora.
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -143,6 +144,135 @@ static void check_load_fails(const char *path, const char *word, const char *nam
           "expected an error mentioning '%s', got %s \"%s\"", word,
           t ? "a tokenizer" : "NULL", err);
     tokenizer_free(t);
+}
+
+// ----------------------------------------------------------------------------
+// A naive BPE trainer, the oracle of the incremental one: the chunk rules of
+// tokenizer.c's header written again, every chunk occurrence kept (no counting of
+// distinct words), and after each merge every pair counted again from scratch.
+
+// End of the chunk that starts at s[i]: "\n" alone; else an optional ' ' and a run of
+// letters, digits or punctuation; else a run of spaces, less its last ' ' when a word
+// byte follows. At most 64 bytes; a cut backs up by at most 3 bytes (keeping one) so as
+// not to split a UTF-8 character.
+static size_t naive_chunk_end(const unsigned char *s, size_t i, size_t n) {
+    if (s[i] == '\n') return i + 1;
+    size_t start = i, end;
+    if (s[i] == ' ' && i + 1 < n && cls(s[i + 1]) < SPACE) i++;
+    int c = cls(s[i]);
+    for (end = i; end < n && cls(s[end]) == c; end++) {}
+    if (end - start > 64) {   // cut by the length limit
+        end = start + 64;
+        for (int k = 0; k < 3 && end > start + 1 && (s[end] & 0xC0) == 0x80; k++) end--;
+    } else if (c == SPACE && end < n && end - start > 1 && s[end - 1] == ' ' && cls(s[end]) < SPACE) {
+        end--;
+    }
+    return end;
+}
+
+// Learns merges into merges[2 * k] (left, right), at most `max` of them; returns k.
+static int naive_train(const unsigned char *s, size_t n, int max, int *merges) {
+    int *sym = malloc((n + 1) * sizeof *sym);     // every chunk's symbols, back to back
+    size_t *start = malloc((n + 1) * sizeof *start), *len = malloc((n + 1) * sizeof *len);
+    size_t nchunks = 0;
+    for (size_t i = 0, e; i < n; i = e) {
+        e = naive_chunk_end(s, i, n);
+        start[nchunks] = i; len[nchunks++] = e - i;
+        for (size_t j = i; j < e; j++) sym[j] = TOK_BYTE0 + s[j];
+    }
+    int V = TOK_NBASE + max;
+    long *count = calloc((size_t)V * V, sizeof *count);
+    int k = 0;
+    for (; k < max; k++) {
+        memset(count, 0, (size_t)V * V * sizeof *count);
+        for (size_t c = 0; c < nchunks; c++)
+            for (size_t j = 0; j + 1 < len[c]; j++) count[sym[start[c] + j] * V + sym[start[c] + j + 1]]++;
+        long best = 1;   // a merge needs a pair that occurs at least twice
+        int bl = -1, br = -1;
+        for (int l = 0; l < V; l++)        // in (left, right) order: ties go to the first
+            for (int r = 0; r < V; r++)
+                if (count[l * V + r] > best) { best = count[l * V + r]; bl = l; br = r; }
+        if (bl < 0) break;
+        merges[2 * k] = bl; merges[2 * k + 1] = br;
+        for (size_t c = 0; c < nchunks; c++) {   // left to right, without overlaps
+            int *w = sym + start[c];
+            size_t out = 0;
+            for (size_t j = 0; j < len[c]; j++) {
+                if (j + 1 < len[c] && w[j] == bl && w[j + 1] == br) { w[out++] = TOK_NBASE + k; j++; }
+                else w[out++] = w[j];
+            }
+            len[c] = out;
+        }
+    }
+    free(sym); free(start); free(len); free(count);
+    return k;
+}
+
+// A random corpus: a few letters (so that pairs repeat), digits, spaces, tabs,
+// newlines, punctuation, 2- and 3-byte UTF-8 characters, stray bytes >= 0x80, and
+// runs longer than a chunk.
+static size_t random_corpus(unsigned char *s, size_t n, uint64_t *rng) {
+    static const char *pieces[] = {"a", "b", "c", "ab", "1", "2", " ", " ", " ", "  ", "\n",
+                                   "\t", ".", "!", "\xc3\xa9", "\xe2\x82\xac", "\x80", "\xff"};
+    size_t i = 0;
+    while (i + 200 < n) {
+        uint64_t r = rng_next(rng);
+        if (r % 97 == 0) {   // a long run of one letter, of spaces or of a 2-byte character
+            const char *run = r % 3 == 0 ? "a" : r % 3 == 1 ? " " : "\xc3\xa9";
+            size_t rl = strlen(run), reps = 40 + (r >> 8) % 60;
+            for (size_t k = 0; k < reps; k++, i += rl) memcpy(s + i, run, rl);
+            continue;
+        }
+        const char *p = pieces[(r >> 16) % (sizeof pieces / sizeof pieces[0])];
+        memcpy(s + i, p, strlen(p));
+        i += strlen(p);
+    }
+    return i;
+}
+
+// The merge list of t, from its file (format in tokenizer.h): merges at byte 20.
+static int saved_merges(const Tokenizer *t, const char *path, int *merges, int max) {
+    char err[KF_ERRLEN];
+    if (tokenizer_save(t, path, err)) { printf("tokenizer_save: %s\n", err); return -1; }
+    FILE *f = fopen(path, "rb");
+    unsigned char b[4];
+    int k = 0;
+    if (!f || fseek(f, 20, SEEK_SET)) { if (f) fclose(f); return -1; }
+    while (k < 2 * max && fread(b, 1, 4, f) == 4) merges[k++] = (int)(b[0] | b[1] << 8 | b[2] << 16 | (uint32_t)b[3] << 24);
+    fclose(f);
+    remove(path);
+    return k / 2;
+}
+
+static void test_against_naive(void) {
+    enum { MAXM = 300, CORPORA = 30 };
+    uint64_t rng = 2024;
+    unsigned char *s = malloc(6000);
+    int *want = malloc(2 * MAXM * sizeof *want), *got = malloc(2 * MAXM * sizeof *got);
+    int bad = -1, bad_merge = -1, total = 0, ngot = 0, nwant = 0;
+    for (int c = 0; c < CORPORA && bad < 0; c++) {
+        size_t n = random_corpus(s, 300 + rng_next(&rng) % 5600, &rng);
+        int max = 20 + (int)(rng_next(&rng) % (MAXM - 20));
+        char err[KF_ERRLEN];
+        Tokenizer *t = tokenizer_train((const char *)s, n, TOK_NBASE + max, 0, err);
+        nwant = naive_train(s, n, max, want);
+        ngot = t ? saved_merges(t, "test_tokenizer_naive.tok.tmp", got, MAXM) : -1;
+        total += nwant;
+        if (ngot != nwant || memcmp(got, want, 2 * (size_t)nwant * sizeof *got)) {
+            bad = c;
+            for (bad_merge = 0; bad_merge < nwant && bad_merge < ngot &&
+                 got[2 * bad_merge] == want[2 * bad_merge] && got[2 * bad_merge + 1] == want[2 * bad_merge + 1];
+                 bad_merge++) {}
+        }
+        tokenizer_free(t);
+    }
+    CHECK(bad < 0 && total > 1000, "train_matches_naive_trainer",
+          "corpus %d: %d merges, naive %d; first difference at merge %d: (%d, %d), naive (%d, %d)",
+          bad, ngot, nwant, bad_merge, bad_merge < ngot ? got[2 * bad_merge] : -1,
+          bad_merge < ngot ? got[2 * bad_merge + 1] : -1, bad_merge < nwant ? want[2 * bad_merge] : -1,
+          bad_merge < nwant ? want[2 * bad_merge + 1] : -1);
+    printf("  %d random corpora, %d merges compared\n", CORPORA, total);
+    free(s); free(want); free(got);
 }
 
 int main(void) {
@@ -447,5 +577,6 @@ int main(void) {
     tokenizer_free(t);
     tokenizer_free(bytes);
     free(corpus);
+    test_against_naive();
     CHECK_EXIT();
 }
