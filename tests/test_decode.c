@@ -154,38 +154,42 @@ static double sequence_logp(Model *m, const int *src, int S, const int *y, int n
 
 // On a model with 3 ordinary tokens and at most 3 tokens per hypothesis there are
 // 1 + 3 + 9 + 27 = 40 hypotheses; a beam of 40 holds every prefix, so beam search must
-// find exactly the best of them, with its score.
+// find exactly the best of them, with its score. Several random models, so that some
+// sentence ends early with a hypothesis that a longer one beats later: the case that
+// tests the rule for stopping a sentence.
 static void test_beam_exact(double lenpen, const char *name) {
-    Model m;
-    int V = TOK_BYTE0 + 3, B = 3, S = 4, max_len = 3, K = 40;
-    if (build(&m, ARCH_SEQ2SEQ, 0, "dense", V, 8, 2, 1, 8)) return;
-    for (size_t i = 0; i < m.num_params; i++) m.param_mem[i] *= 3;   // peaked distributions
-    int src[3 * 4], hyp[3 * 3], hl[3];
-    double score[3];
-    make_sources(src, B, S, V);
-    model_encode(&m, src, B, S);
-    decode_beam(&m, B, K, lenpen, max_len, hyp, hl, score);
+    int V = TOK_BYTE0 + 3, B = 3, S = 4, max_len = 3, K = 40, models = 8;
     int ok = 1, nonempty = 0;
     double worst = 0;
-    for (int b = 0; b < B; b++) {
-        double best = -INFINITY;
-        int best_y[3], best_n = 0, y[3];
-        for (int n = 0; n <= max_len; n++) {
-            int count = 1;
-            for (int i = 0; i < n; i++) count *= 3;
-            for (int c = 0; c < count; c++) {
-                for (int i = 0, x = c; i < n; i++, x /= 3) y[i] = TOK_BYTE0 + x % 3;
-                double s = sequence_logp(&m, src + b * S, S, y, n) / pow(n + 1.0, lenpen);
-                if (s > best) { best = s; best_n = n; memcpy(best_y, y, sizeof y); }
+    for (int trial = 0; trial < models; trial++) {
+        Model m;
+        if (build(&m, ARCH_SEQ2SEQ, 0, "dense", V, 8, 2, 1, 8)) return;
+        for (size_t i = 0; i < m.num_params; i++) m.param_mem[i] *= 3;   // peaked distributions
+        int src[3 * 4], hyp[3 * 3], hl[3];
+        double score[3];
+        make_sources(src, B, S, V);
+        model_encode(&m, src, B, S);
+        decode_beam(&m, B, K, lenpen, max_len, hyp, hl, score);
+        for (int b = 0; b < B; b++) {
+            double best = -INFINITY;
+            int best_y[3], best_n = 0, y[3];
+            for (int n = 0; n <= max_len; n++) {
+                int count = 1;
+                for (int i = 0; i < n; i++) count *= 3;
+                for (int c = 0; c < count; c++) {
+                    for (int i = 0, x = c; i < n; i++, x /= 3) y[i] = TOK_BYTE0 + x % 3;
+                    double s = sequence_logp(&m, src + b * S, S, y, n) / pow(n + 1.0, lenpen);
+                    if (s > best) { best = s; best_n = n; memcpy(best_y, y, sizeof y); }
+                }
             }
+            ok &= hl[b] == best_n && !memcmp(hyp + b * max_len, best_y, (size_t)best_n * sizeof(int));
+            worst = fmax(worst, fabs(score[b] - best));
+            nonempty += best_n > 0;
         }
-        ok &= hl[b] == best_n && !memcmp(hyp + b * max_len, best_y, (size_t)best_n * sizeof(int));
-        worst = fmax(worst, fabs(score[b] - best));
-        nonempty += best_n > 0;
+        model_free(&m);
     }
     CHECK(ok && worst < 1e-4 && (lenpen == 0 || nonempty > 0), name,
           "beam's best differs from brute force (score difference %g, nonempty %d)", worst, nonempty);
-    model_free(&m);
 }
 
 // A wider beam never scores worse than greedy under its own rule (lenpen 0: the sum).
@@ -219,6 +223,7 @@ int main(void) {
     test_beam_exact(0.0, "beam of every prefix = brute force, lenpen 0");
     test_beam_exact(1.0, "beam of every prefix = brute force, lenpen 1");
     test_beam_exact(0.6, "beam of every prefix = brute force, lenpen 0.6");
+    test_beam_exact(2.0, "beam of every prefix = brute force, lenpen 2 (long hypotheses win late)");
     test_beam_beats_greedy();
 #endif
     CHECK_EXIT();
