@@ -206,6 +206,72 @@ int run_load(Model *m, Tokenizer **tok, const char *dir, char *err) {
     return 0;
 }
 
+// The step a run directory's checkpoint was saved at (its metadata), or -1.
+static long checkpoint_step(const char *dir) {
+    char path[PATH_CAP], err[KF_ERRLEN];
+    path_join(path, dir, "model.safetensors");
+    StFile *f = st_open(path, err);
+    const char *s = f ? st_meta(f, "step") : NULL;
+    long step = s ? strtol(s, NULL, 10) : -1;
+    st_close(f);
+    return step;
+}
+
+// Checkpoint averaging: the mean of the weights of several checkpoints of one run
+// (Vaswani et al. 2017 averaged the last 5 or 20). Near the end of training the weights
+// wander around a minimum; their mean often lies closer to it than any one of them.
+// The sums run in double, in the order given, so the result is exact to float rounding
+// and the same on every machine.
+int run_average(const char *out_dir, char *const *dirs, int n, char *err) {
+    char path[PATH_CAP];
+    path_join(path, out_dir, "model.safetensors");
+    if (file_exists(path)) {
+        errorf(err, "%s already holds a model; give --out a new directory", out_dir);
+        return 1;
+    }
+    Model avg;
+    Tokenizer *tok;
+    if (run_load(&avg, &tok, dirs[0], err)) return 1;
+    double *sum = malloc(avg.num_params * sizeof(double));
+    if (!sum) {
+        errorf(err, "out of memory for %zu parameters", avg.num_params);
+        goto fail;
+    }
+    for (size_t i = 0; i < avg.num_params; i++) sum[i] = avg.param_mem[i];
+    long step = checkpoint_step(dirs[0]);
+    for (int k = 1; k < n; k++) {
+        Model m;
+        Tokenizer *t;
+        if (run_load(&m, &t, dirs[k], err)) goto fail;
+        const Config *a = &avg.cfg, *b = &m.cfg;
+        int same = a->arch == b->arch && a->V == b->V && a->C == b->C && a->NH == b->NH &&
+                   a->F == b->F && a->Le == b->Le && a->Ld == b->Ld && a->maxT == b->maxT &&
+                   a->tie == b->tie && !strcmp(a->embed, b->embed) &&
+                   tokenizer_checksum(t) == tokenizer_checksum(tok);
+        if (same) for (size_t i = 0; i < avg.num_params; i++) sum[i] += m.param_mem[i];
+        long s = checkpoint_step(dirs[k]);
+        if (s > step) step = s;
+        model_free(&m);
+        tokenizer_free(t);
+        if (!same) {
+            errorf(err, "%s and %s hold different models (config or tokenizer differ); "
+                     "average checkpoints of one run only", dirs[0], dirs[k]);
+            goto fail;
+        }
+    }
+    for (size_t i = 0; i < avg.num_params; i++) avg.param_mem[i] = (real)(sum[i] / n);
+    free(sum);
+    int rc = make_dirs(out_dir, err) || save_checkpoint(&avg, out_dir, tok, step, err);
+    model_free(&avg);
+    tokenizer_free(tok);
+    return rc;
+fail:
+    free(sum);
+    model_free(&avg);
+    tokenizer_free(tok);
+    return 1;
+}
+
 // ----------------------------------------------------------------------------
 // setup: the data and the config; everything a run can refuse
 
@@ -265,6 +331,15 @@ static int fit_setup(const FitOptions *o, Dataset *d, Config *cfg, Model *m, Bat
     if (!(o->clip >= 0)) BAD("--clip %g must be >= 0 (0 turns clipping off)", o->clip);
     if (o->batch_tokens < 1) BAD("--batch-tokens %d must be at least 1", o->batch_tokens);
     if (o->eval_every < 0) BAD("--eval-every %d must be >= 0", o->eval_every);
+    if (o->keep_checkpoints < 0 || o->keep_checkpoints > 1000)
+        BAD("--keep-checkpoints %d must be in [0, 1000]", o->keep_checkpoints);
+    if (o->keep_checkpoints > 0) {
+        char kept[PATH_CAP];
+        path_join(kept, o->out_dir, "checkpoints");
+        if (file_exists(kept))
+            BAD("%s holds the checkpoints of an earlier run; move it away or give another --out",
+                kept);
+    }
     if (o->max_len < 0) BAD("--max-len %d must be positive", o->max_len);
     if (o->bleu_sentences < 0) BAD("--bleu-sentences %d must be >= 0 (0: no BLEU)", o->bleu_sentences);
     if (o->bleu_beam < 1 || o->bleu_beam > 1000) BAD("--bleu-beam %d must be in [1, 1000]", o->bleu_beam);
@@ -510,6 +585,42 @@ static int validation_bleu(Model *m, const Dataset *d, const FitOptions *o, FitR
 
 #define RECENT 20   // final_train_loss is the mean of the last RECENT steps
 
+// The checkpoints that --keep-checkpoints keeps: a ring of their steps, oldest first.
+typedef struct {
+    long *step;   // (keep) the steps kept, ring[saved % keep] is the oldest
+    int keep;     // how many to keep (0: none)
+    long saved;   // how many were saved so far
+} KeptCheckpoints;
+
+static void kept_dir(char *out, const char *run_dir, long step) {
+    char name[64];
+    snprintf(name, sizeof name, "checkpoints/step-%06ld", step);
+    path_join(out, run_dir, name);
+}
+
+// Saves this step's checkpoint into RUNDIR; with --keep-checkpoints N also into a run
+// directory of its own, RUNDIR/checkpoints/step-NNNNNN/, then removes the one saved N
+// checkpoints before it.
+static int save_step(const Model *m, const char *run_dir, const Tokenizer *tok, long step,
+                     KeptCheckpoints *k, char *err) {
+    if (save_checkpoint(m, run_dir, tok, step, err)) return 1;
+    if (k->keep == 0) return 0;
+    char dir[PATH_CAP], path[PATH_CAP];
+    kept_dir(dir, run_dir, step);
+    if (make_dirs(dir, err) || save_checkpoint(m, dir, tok, step, err)) return 1;
+    long *slot = &k->step[k->saved++ % k->keep];
+    if (k->saved > k->keep) {   // *slot is the oldest: remove its directory
+        kept_dir(dir, run_dir, *slot);
+        path_join(path, dir, "model.safetensors");
+        remove(path);
+        path_join(path, dir, "tokenizer.bin");
+        remove(path);
+        remove(dir);
+    }
+    *slot = step;
+    return 0;
+}
+
 int fit_run(const FitOptions *o, FitResult *r, char *err) {
     Dataset d;
     Config cfg;
@@ -521,12 +632,18 @@ int fit_run(const FitOptions *o, FitResult *r, char *err) {
     if (fit_setup(o, &d, &cfg, &m, &bt, err)) return 1;
     model_init(&m, o->seed);
     m.dropout_seed = o->seed;
+    KeptCheckpoints kept = { .keep = o->keep_checkpoints,
+                             .step = calloc((size_t)o->keep_checkpoints + 1, sizeof(long)) };
 
     // every input is checked: from here on the run directory is written (log.csv now,
     // tokenizer.bin and model.safetensors at the first checkpoint)
     char path[PATH_CAP];
     FILE *log = NULL;
     int rc = 1;
+    if (!kept.step) {
+        errorf(err, "out of memory");
+        goto done;
+    }
     if (make_dirs(o->out_dir, err)) goto done;
     path_join(path, o->out_dir, "log.csv");
     if (!(log = fopen(path, "w"))) {
@@ -613,7 +730,7 @@ int fit_run(const FitOptions *o, FitResult *r, char *err) {
             printf("step %6ld | train %.4f | val %.4f (ppl %.2f) | lr %.2e | %.0f tok/s | "
                    "%.0f s\n", step, loss, val, exp(val), lr, tok_s, seconds_since(t0));
             fflush(stdout);
-            if (save_checkpoint(&m, o->out_dir, d.tok, step, err)) goto stop;
+            if (save_step(&m, o->out_dir, d.tok, step, &kept, err)) goto stop;
         }
         fprintf(log, "%ld,%.4f,%ld,%.6g,%.6f,", step, (double)batches /
                 batcher_num_batches(bt), tokens, lr, loss);
@@ -630,7 +747,7 @@ int fit_run(const FitOptions *o, FitResult *r, char *err) {
                  "give more --steps or --minutes");
         goto stop;
     }
-    if (!evaluated && save_checkpoint(&m, o->out_dir, d.tok, step, err)) goto stop;
+    if (!evaluated && save_step(&m, o->out_dir, d.tok, step, &kept, err)) goto stop;
     if (cfg.arch == ARCH_SEQ2SEQ && o->bleu_sentences > 0 && !stop_signal &&
         validation_bleu(&m, &d, o, r, err))
         goto stop;
@@ -662,6 +779,7 @@ stop:
     restore_signals(old_handlers);
 done:
     if (log) fclose(log);
+    free(kept.step);
     batcher_free(bt);
     model_free(&m);
     dataset_close(&d);

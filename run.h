@@ -27,6 +27,7 @@ typedef struct {
     uint64_t seed;           // initialization, dropout and data order
     int eval_every;          // steps between validations (0: only at the end)
     int eval_batches;        // validation batches per evaluation at most
+    int keep_checkpoints;    // the last N checkpoints stay in RUNDIR/checkpoints/ (0: none)
     int threads;             // for the record (the caller sets OpenMP)
     int bleu_sentences;      // seq2seq: validation pairs translated and scored at the
                              // end, greedily and by beam search (0: none)
@@ -55,6 +56,10 @@ int fit_run(const FitOptions *o, FitResult *r, char *err);
 // checkpoint's tokenizer checksum) into a built model.
 int run_load(Model *m, Tokenizer **tok, const char *dir, char *err);
 
+// Writes OUT_DIR/model.safetensors (the mean of the weights of n run directories of
+// one run: same config and tokenizer) and OUT_DIR/tokenizer.bin. Refuses an OUT_DIR
+// that already holds a model.
+int run_average(const char *out_dir, char *const *dirs, int n, char *err);
 // Peak resident memory of this process so far, in MB.
 double peak_rss_mb(void);
 double seconds_now(void);

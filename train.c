@@ -71,6 +71,7 @@ static const char *HELP_MAIN =
 "  encode        text lines on stdin -> token ids on stdout\n"
 "  decode        token ids on stdin -> text lines on stdout\n"
 "  bleu          BLEU and chrF2 of translations against references, as sacreBLEU\n"
+"  average       the mean of several checkpoints of one run, as a new run directory\n"
 "  compare       train one configuration with several embeddings; table and plot\n"
 "\n"
 "example:\n"
@@ -170,6 +171,9 @@ static void print_fit_flags(void) {
 "  --eval-every N          validate and save every N steps, 0 = only at the end\n"
 "                          (default %d); validation: no dropout, no label smoothing,\n"
 "                          at most --eval-batches batches (default %d)\n"
+"  --keep-checkpoints N    also keep the last N of those checkpoints, each a run\n"
+"                          directory RUNDIR/checkpoints/step-NNNNNN/ (default 0),\n"
+"                          for `train average`\n"
 "  --bleu-sentences N      seq2seq: at the end, translate the first N validation\n"
 "                          sentences greedily and by beam search and put their BLEU\n"
 "                          and chrF2 in summary.json (default %d; 0: none)\n"
@@ -404,6 +408,7 @@ static int fit_flag(FitOptions *o, int *budget_flags, int argc, char **argv, int
     else if (!strcmp(a, "--clip")) o->clip = (float)num_value(argc, argv, i);
     else if (!strcmp(a, "--seed")) o->seed = (uint64_t)long_value(argc, argv, i);
     else if (!strcmp(a, "--eval-every")) o->eval_every = int_value(argc, argv, i);
+    else if (!strcmp(a, "--keep-checkpoints")) o->keep_checkpoints = int_value(argc, argv, i);
     else if (!strcmp(a, "--eval-batches")) {
         o->eval_batches = int_value(argc, argv, i);
         if (o->eval_batches < 1) error_exit("--eval-batches %d must be at least 1", o->eval_batches);
@@ -701,6 +706,37 @@ static int cmd_eval(int argc, char **argv) {
     return 0;
 }
 
+static const char *HELP_AVERAGE =
+"usage: ./train average --out NEWDIR RUNDIR RUNDIR [RUNDIR...]\n"
+"\n"
+"Writes NEWDIR/model.safetensors, the mean of the weights of the given checkpoints,\n"
+"and NEWDIR/tokenizer.bin, so that NEWDIR works wherever a run directory does\n"
+"(translate, eval, sample). The checkpoints must come from one run: the same config\n"
+"and tokenizer (`fit --keep-checkpoints N` keeps the last N in RUNDIR/checkpoints/).\n"
+"Its metadata step is the latest of theirs. NEWDIR must not hold a model yet.\n"
+"\n"
+"  --out NEWDIR   the directory to write (created if missing)\n";
+
+static int cmd_average(int argc, char **argv) {
+    const char *out = NULL;
+    char **dirs = malloc((size_t)argc * sizeof(char *)), err[KF_ERRLEN];
+    int n = 0;
+    if (!dirs) error_exit("out of memory");
+    for (int i = 2; i < argc; i++) {
+        const char *a = argv[i];
+        if (is_help(a)) { fputs(HELP_AVERAGE, stdout); return 0; }
+        if (!strcmp(a, "--out")) out = path_value(argc, argv, &i);
+        else if (a[0] == '-') error_usage(a);
+        else dirs[n++] = argv[i];
+    }
+    if (!out) error_exit("average needs --out NEWDIR, the directory for the averaged model");
+    if (n < 2) error_exit("average needs at least two run directories to average; see --help");
+    if (run_average(out, dirs, n, err)) error_exit("%s", err);
+    printf("average: %s holds the mean of %d checkpoints\n", out, n);
+    free(dirs);
+    return 0;
+}
+
 static int cmd_sample(int argc, char **argv) {
     const char *dir = NULL, *prompt = "";
     int ntokens = 200, top_k = 40, threads = 0;
@@ -994,6 +1030,7 @@ int main(int argc, char **argv) {
     if (!strcmp(command, "decode")) return cmd_decode(argc, argv);
     if (!strcmp(command, "bleu")) return cmd_bleu(argc, argv);
     if (!strcmp(command, "compare")) return cmd_compare(argc, argv);
+    if (!strcmp(command, "average")) return cmd_average(argc, argv);
     if (command[0] == '-') { command = ""; error_usage(argv[1]); }
     error_exit("unknown command '%s'; see ./train --help", command);
     return 2;

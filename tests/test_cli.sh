@@ -142,7 +142,7 @@ mkdir "$T/dbad" && cp "$T/d/"* "$T/dbad/" && sed 's/^max_len=.*/max_len=12abc/' 
 expect_exit dataset_txt_garbage 2 $TRAIN fit --data "$T/dbad" --out "$T/r" --steps 2
 [ ! -e "$T/r" ] && pass fit_bad_input_writes_nothing || fail fit_bad_input_writes_nothing "$T/r was created"
 
-expect_exit fit 0 $TRAIN fit --data "$T/d" --out "$T/r" $SMALL --steps 60 --lr 3e-3 --warmup 5 --eval-every 20 --dropout 0
+expect_exit fit 0 $TRAIN fit --data "$T/d" --out "$T/r" $SMALL --steps 60 --lr 3e-3 --warmup 5 --eval-every 20 --dropout 0 --keep-checkpoints 2
 for f in log.csv summary.json model.safetensors tokenizer.bin; do
     [ -s "$T/r/$f" ] && pass "fit_writes_$f" || fail "fit_writes_$f" "missing"
 done
@@ -168,10 +168,10 @@ done
     fail threads_same_log "$(paste -d' ' "$T/th1.losses" "$T/th2.losses" | head -n 4)"
 
 # a run refused for bad input leaves the existing run directory alone
-cat "$T/r/"* | cksum >"$T/sum1"
+cat "$T/r/"*.* | cksum >"$T/sum1"
 expect_exit failing_run 2 $TRAIN fit --data "$T/d" --out "$T/r" $SMALL --heads 3 --steps 5
 expect_exit failing_run_huge 2 $TRAIN fit --data "$T/d" --out "$T/r" $SMALL --ffn 1000000000 --steps 5
-cat "$T/r/"* | cksum >"$T/sum2"
+cat "$T/r/"*.* | cksum >"$T/sum2"
 cmp -s "$T/sum1" "$T/sum2" && pass checkpoint_kept || fail checkpoint_kept "files of $T/r changed"
 
 # ---------------------------------------------------------------------------
@@ -206,7 +206,7 @@ for bad in "--beam 0" "--beam -3" "--beam x" "--lenpen nan" "--lenpen inf" "--le
 done
 # checkpoint metadata edited in place (same length): heads not dividing, negative width, tie 7
 for edit in '"NH":"2"/"NH":"3"' '"C":"32"/"C":"-5"' '"tie":"1"/"tie":"7"'; do
-    rm -rf "$T/meta" && mkdir "$T/meta" && cp "$T/r/"* "$T/meta/"
+    rm -rf "$T/meta" && mkdir "$T/meta" && cp "$T/r/"*.* "$T/meta/"
     from=${edit%/*}; to=${edit#*/}
     at=$(grep -obUa -- "$from" "$T/meta/model.safetensors" | head -n 1 | cut -d: -f1)
     printf '%s' "$to" | dd of="$T/meta/model.safetensors" bs=1 seek="$at" conv=notrunc 2>/dev/null
@@ -277,6 +277,34 @@ expect_exit lm_empty_sequences 2 $TRAIN fit --data "$T/lmempty" --out "$T/lmer" 
 grep -q 'every sequence is empty' "$T/err" && [ ! -e "$T/lmer" ] && pass lm_empty_sequences_named ||
     fail lm_empty_sequences_named "$(cat "$T/err")"
 expect_exit lm_fit 0 $TRAIN fit --data "$T/lmd" --out "$T/lmr" $SMALL --steps 30 --lr 3e-3 --warmup 3
+# checkpoint averaging: fit kept the last 2 of its checkpoints (steps 20, 40, 60)
+[ "$(ls "$T/r/checkpoints")" = "$(printf 'step-000040\nstep-000060')" ] &&
+    cmp -s "$T/r/model.safetensors" "$T/r/checkpoints/step-000060/model.safetensors" &&
+    pass keep_checkpoints_keeps_the_last || fail keep_checkpoints_keeps_the_last "$(ls "$T/r/checkpoints")"
+expect_exit average 0 $TRAIN average --out "$T/avg" "$T/r/checkpoints/step-000040" "$T/r/checkpoints/step-000060"
+echo 'one two three' | $TRAIN translate --model "$T/avg" >"$T/out" 2>&1 && [ -s "$T/out" ] &&
+    ! cmp -s "$T/avg/model.safetensors" "$T/r/model.safetensors" &&
+    pass average_is_a_new_model || fail average_is_a_new_model "$(cat "$T/out")"
+# the mean of x and x is x, bit for bit, metadata too
+$TRAIN average --out "$T/avg2" "$T/r" "$T/r" >/dev/null 2>&1
+cmp -s "$T/avg2/model.safetensors" "$T/r/model.safetensors" && cmp -s "$T/avg2/tokenizer.bin" "$T/r/tokenizer.bin" &&
+    pass average_of_one_model_is_itself || fail average_of_one_model_is_itself "files differ"
+# the mean does not depend on the order, nor on repeating every input
+$TRAIN average --out "$T/avg3" "$T/r/checkpoints/step-000060" "$T/r/checkpoints/step-000040" \
+    "$T/r/checkpoints/step-000060" "$T/r/checkpoints/step-000040" >/dev/null 2>&1
+cmp -s "$T/avg3/model.safetensors" "$T/avg/model.safetensors" && pass average_is_symmetric ||
+    fail average_is_symmetric "files differ"
+cksum "$T/avg/model.safetensors" >"$T/sum.before"
+expect_exit average_refuses_existing 2 $TRAIN average --out "$T/avg" "$T/r" "$T/r"
+cksum "$T/avg/model.safetensors" | cmp -s - "$T/sum.before" && pass average_leaves_existing_model ||
+    fail average_leaves_existing_model "model.safetensors changed"
+expect_exit average_different_models 2 $TRAIN average --out "$T/avg4" "$T/r" "$T/lmr"
+grep -q 'different models' "$T/err" && [ ! -e "$T/avg4" ] && pass average_different_models_named ||
+    fail average_different_models_named "$(cat "$T/err")"
+expect_exit average_needs_two 2 $TRAIN average --out "$T/avg5" "$T/r"
+expect_exit keep_checkpoints_negative 2 $TRAIN fit --data "$T/d" --out "$T/r6" $SMALL --steps 2 --keep-checkpoints -1
+expect_exit keep_checkpoints_taken 2 $TRAIN fit --data "$T/d" --out "$T/r" $SMALL --steps 2 --keep-checkpoints 1
+grep -q 'earlier run' "$T/err" && pass keep_checkpoints_taken_named || fail keep_checkpoints_taken_named "$(cat "$T/err")"
 grep -q '"arch": "lm"' "$T/lmr/summary.json" && grep -q '"Le": 0' "$T/lmr/summary.json" &&
     pass lm_fit_summary || fail lm_fit_summary "$(head -n 3 "$T/lmr/summary.json")"
 expect_exit lm_sample 0 $TRAIN sample --model "$T/lmr" --prompt "der hund" --tokens 20 --threads 1
