@@ -285,6 +285,19 @@ expect_exit average 0 $TRAIN average --out "$T/avg" "$T/r/checkpoints/step-00004
 echo 'one two three' | $TRAIN translate --model "$T/avg" >"$T/out" 2>&1 && [ -s "$T/out" ] &&
     ! cmp -s "$T/avg/model.safetensors" "$T/r/model.safetensors" &&
     pass average_is_a_new_model || fail average_is_a_new_model "$(cat "$T/out")"
+# every weight of the average is the mean of the two (the three files share one layout:
+# 8 bytes of header length, the JSON header, then the float32 data)
+weights() {
+    n=$(od -A n -t u8 -N 8 "$1" | tr -d ' ')
+    od -A n -v -t f4 -j $((8 + n)) "$1" | tr -s ' ' '\n' | grep -v '^$'
+}
+weights "$T/r/checkpoints/step-000040/model.safetensors" >"$T/w40"
+weights "$T/r/checkpoints/step-000060/model.safetensors" >"$T/w60"
+weights "$T/avg/model.safetensors" >"$T/wavg"
+paste "$T/w40" "$T/w60" "$T/wavg" | awk '{ m = ($1 + $2) / 2; d = m - $3; if (d < 0) d = -d;
+    s = ($1 < 0 ? -$1 : $1) + ($2 < 0 ? -$2 : $2); if (d > 1e-6 * s + 1e-30) bad++; if ($1 != $2) moved++ }
+    END { exit !(NR > 1000 && moved > NR / 2 && bad == 0) }' &&
+    pass average_is_the_mean || fail average_is_the_mean "$(wc -l <"$T/wavg") weights, some not the mean"
 # the mean of x and x is x, bit for bit, metadata too
 $TRAIN average --out "$T/avg2" "$T/r" "$T/r" >/dev/null 2>&1
 cmp -s "$T/avg2/model.safetensors" "$T/r/model.safetensors" && cmp -s "$T/avg2/tokenizer.bin" "$T/r/tokenizer.bin" &&
