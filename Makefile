@@ -45,7 +45,7 @@ MODE = $(BUILD)/.linked
 TESTS = tests/test_matmul tests/test_tokenizer tests/test_data tests/test_checkpoint \
         tests/test_embed tests/test_model tests/test_kernels tests/test_matmul_serial \
         tests/test_decode tests/test_decode_double tests/test_metrics \
-        tests/test_reference tests/test_reference_f32 tests/test_threads
+        tests/test_reference tests/test_reference_f32 tests/test_threads tests/test_schedule
 
 .PHONY: all test bench clean
 all: train
