@@ -1,5 +1,7 @@
 # kronformer: `make` builds ./train, `make test` runs every test, `make bench` the
-# benchmarks. NO_OMP=1 builds without OpenMP; NATIVE=0 without -march=native.
+# benchmarks. NO_OMP=1 builds without OpenMP; NATIVE=0 without -march=native; REF=1
+# sends every matrix product to matmul.c's reference loops and exp to libm (objects in
+# build/ref/), so that `make REF=1 test` checks the fast paths change only the rounding.
 CC ?= cc
 OPT ?= -O3
 CFLAGS ?= $(OPT) -std=c11 -Wall -Wextra -D_POSIX_C_SOURCE=200809L
@@ -22,47 +24,61 @@ ifeq ($(OMPFLAGS),)
 CFLAGS += -Wno-unknown-pragmas
 endif
 
+ifeq ($(REF),1)
+CFLAGS += -DKF_REF
+BUILD = build/ref
+else
+BUILD = build
+endif
+
 HDR = common.h model.h embed_factor.h tokenizer.h matmul.h data.h checkpoint.h plot.h data/toydata.h \
-      fileio.h prepare.h run.h generate.h compare.h evaluate.h metrics.h
+      fileio.h prepare.h run.h generate.h compare.h evaluate.h metrics.h vecmath.h
 LIB = model.c embed_factor.c tokenizer.c matmul.c data.c checkpoint.c plot.c data/toydata.c \
       fileio.c prepare.c run.c generate.c compare.c evaluate.c metrics.c
-OBJ = $(patsubst %.c,build/%.o,$(LIB))
+OBJ = $(patsubst %.c,$(BUILD)/%.o,$(LIB))
 # The model's numerics again in double precision, for the finite-difference tests.
-DOBJ = build/double/model.o build/double/embed_factor.o build/double/matmul.o
+DOBJ = $(BUILD)/double/model.o $(BUILD)/double/embed_factor.o $(BUILD)/double/matmul.o
+# The programs are linked against the objects of one mode: switching between REF=1 and
+# not replaces this stamp, which relinks them.
+MODE = $(BUILD)/.linked
 
 TESTS = tests/test_matmul tests/test_tokenizer tests/test_data tests/test_checkpoint \
         tests/test_embed tests/test_model tests/test_kernels tests/test_matmul_serial \
         tests/test_decode tests/test_decode_double tests/test_metrics \
-        tests/test_reference tests/test_reference_f32 tests/test_threads
+        tests/test_reference tests/test_reference_f32 tests/test_threads tests/test_schedule
 
 .PHONY: all test bench clean
 all: train
 
-build/%.o: %.c $(HDR)
+$(BUILD)/%.o: %.c $(HDR)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c -o $@ $<
-build/double/%.o: %.c $(HDR)
+$(BUILD)/double/%.o: %.c $(HDR)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -DKF_DOUBLE -c -o $@ $<
+$(MODE):
+	@mkdir -p $(dir $@)
+	@rm -f build/.linked build/ref/.linked
+	@touch $@
 
-train: train.c $(OBJ) $(HDR)
+train: train.c $(OBJ) $(HDR) $(MODE)
 	$(CC) $(CFLAGS) -o $@ train.c $(OBJ) $(LDLIBS)
 
-tests/test_embed: tests/test_embed.c tests/check.h build/double/embed_factor.o
-	$(CC) $(CFLAGS) -DKF_DOUBLE -o $@ $< build/double/embed_factor.o $(LDLIBS)
-tests/test_model: tests/test_model.c tests/check.h $(DOBJ)
+tests/test_embed: tests/test_embed.c tests/check.h $(BUILD)/double/embed_factor.o $(MODE)
+	$(CC) $(CFLAGS) -DKF_DOUBLE -o $@ $< $(BUILD)/double/embed_factor.o $(LDLIBS)
+tests/test_model: tests/test_model.c tests/check.h $(DOBJ) $(MODE)
 	$(CC) $(CFLAGS) -DKF_DOUBLE -o $@ $< $(DOBJ) $(LDLIBS)
-tests/test_decode_double: tests/test_decode.c tests/check.h $(DOBJ)
+tests/test_decode_double: tests/test_decode.c tests/check.h $(DOBJ) $(MODE)
 	$(CC) $(CFLAGS) -DKF_DOUBLE -o $@ $< $(DOBJ) $(LDLIBS)
 # Against the PyTorch fixtures of tests/ref/: in double, and in the float build that trains.
-tests/test_reference: tests/test_reference.c tests/check.h $(DOBJ) build/double/checkpoint.o build/double/fileio.o
-	$(CC) $(CFLAGS) -DKF_DOUBLE -o $@ $< $(DOBJ) build/double/checkpoint.o build/double/fileio.o $(LDLIBS)
-tests/test_reference_f32: tests/test_reference.c tests/check.h $(OBJ)
+tests/test_reference: tests/test_reference.c tests/check.h $(DOBJ) $(BUILD)/double/checkpoint.o $(BUILD)/double/fileio.o $(MODE)
+	$(CC) $(CFLAGS) -DKF_DOUBLE -o $@ $< $(DOBJ) $(BUILD)/double/checkpoint.o $(BUILD)/double/fileio.o $(LDLIBS)
+tests/test_reference_f32: tests/test_reference.c tests/check.h $(OBJ) $(MODE)
 	$(CC) $(CFLAGS) -o $@ $< $(OBJ) $(LDLIBS)
 # The matrix multiply once more without OpenMP: the serial build must agree too.
-tests/test_matmul_serial: tests/test_matmul.c tests/check.h matmul.c matmul.h common.h
+tests/test_matmul_serial: tests/test_matmul.c tests/check.h matmul.c matmul.h common.h $(MODE)
 	$(CC) $(filter-out $(OMPFLAGS),$(CFLAGS)) -Wno-unknown-pragmas -o $@ tests/test_matmul.c matmul.c $(LDLIBS)
-tests/test_%: tests/test_%.c tests/check.h $(OBJ)
+tests/test_%: tests/test_%.c tests/check.h $(OBJ) $(MODE)
 	$(CC) $(CFLAGS) -o $@ $< $(OBJ) $(LDLIBS)
 
 test: train $(TESTS)
@@ -71,7 +87,7 @@ test: train $(TESTS)
 bench: train bench/bench_matmul bench/bench_step
 	@sh bench/run.sh
 
-bench/bench_%: bench/bench_%.c $(OBJ)
+bench/bench_%: bench/bench_%.c $(OBJ) $(MODE)
 	$(CC) $(CFLAGS) -o $@ $< $(OBJ) $(LDLIBS)
 
 clean:

@@ -4,26 +4,28 @@
 //
 // Parameter layout (one contiguous block, tensors in this order):
 //   dense   "embed.weight"     (V, C)          row w is E[w, :]
-//   kron    "embed.kron"       (V, R, Q)       Q = q_1 + .. + q_N; [w, k, :] is the
-//                                              concatenation v_{w,k,1} | .. | v_{w,k,N},
+//   kron    "embed.kron"       (V, R, Q)       Q = q_0 + .. + q_{N-1}; [w, k, :] is the
+//                                              concatenation v_{w,k,0} | .. | v_{w,k,N-1},
 //                                              so all that token w needs is contiguous
 //   kronxs  "embed.kronxs.j"   (R, t_j, q_j)   one tensor per factor j (0-based),
 //                                              F_{k,j} stacked over the rank k
 //
 // Kronecker convention: (a (x) b)[i * len(b) + j] = a[i] * b[j], the last factor
-// fastest. A row uses only the first C entries of f_1 (x) .. (x) f_N. The prefix
-// product f_1 (x) .. (x) f_j reaches those through its first
-//   L_j = ceil(C / (q_{j+1} .. q_N))   entries (L_0 = 1, L_N = C, L_{j-1} = ceil(L_j / q_j)),
+// fastest. Factors are numbered from 0, as in the code: a rank term of a row is
+// f_0 (x) .. (x) f_{N-1}, f_j of q_j entries, and a row uses only its first C entries.
+// The prefix product of the first j factors, f_0 (x) .. (x) f_{j-1}, reaches those
+// through its first
+//   L_j = ceil(C / (q_j .. q_{N-1}))   entries (L_0 = 1, L_N = C, L_j = ceil(L_{j+1} / q_j)),
 // so products are built progressively and cut to L_j: one rank term of one row costs
-// C (1 + 1/q_N + 1/(q_N q_{N-1}) + ..) multiply-adds, about C.
+// C (1 + 1/q_{N-1} + 1/(q_{N-1} q_{N-2}) + ..) multiply-adds, about C.
 //
 // Backward of one rank term, given the row gradient G (C): with the prefixes
-// P_j = (f_1 (x) .. (x) f_j)[:L_j] and H_j = G, zero-padded to L_j x (q_{j+1} .. q_N),
-// contracted with f_{j+1} (x) .. (x) f_N (so H_N = G and H_{j-1}[a] = sum_b
-// H_j[a q_j + b] f_j[b]),
-//   d f_j[b] = sum_a P_{j-1}[a] H_j[a q_j + b],
-// which for N = 2 is the familiar dL/da = G b, dL/db = G^T a (G reshaped q_1 x q_2).
-// About 2 C multiply-adds per rank term.
+// P_j = (f_0 (x) .. (x) f_{j-1})[:L_j] (P_0 = 1) and H_j = G, zero-padded to
+// L_j x (q_j .. q_{N-1}), contracted with f_j (x) .. (x) f_{N-1} (so H_N = G and
+// H_j[a] = sum_b H_{j+1}[a q_j + b] f_j[b]),
+//   d f_j[b] = sum_a P_j[a] H_{j+1}[a q_j + b],   j = N-1 down to 0,
+// which for N = 2 is the familiar dL/df_0 = G f_1, dL/df_1 = G^T f_0 (G reshaped
+// q_0 x q_1). About 2 C multiply-adds per rank term.
 //
 // Determinism without atomics: the gradient of a token's parameters depends on its
 // positions only through the sum of their row gradients. So the backward first groups
@@ -404,9 +406,9 @@ void embed_init(const Embed *e, real *params, uint64_t *rng) {
 // The cut Kronecker product and its backward, for one rank term
 
 typedef struct {
-    int n, R, C, Q;                   // order, rank, width, Q = q_1 + .. + q_N
+    int n, R, C, Q;                   // order, rank, width, Q = q_0 + .. + q_{N-1}
     const int *q, *t;                 // the factor widths and (kronxs) heights
-    int L[EMBED_MAX_ORDER + 1];       // L[j]: entries of f_1 (x) .. (x) f_j used, see top
+    int L[EMBED_MAX_ORDER + 1];       // L[j]: entries of f_0 (x) .. (x) f_{j-1} used, see top
     int qoff[EMBED_MAX_ORDER];        // factor j within a (Q) vector of the kron layout
     size_t xoff[EMBED_MAX_ORDER];     // kronxs: tensor j within the parameter block
     int poff[EMBED_MAX_ORDER];        // prefix P_j within the work buffer, j < N
@@ -445,7 +447,7 @@ static void kron_cut(real *y, const real *x, const real *f, int q, int len, real
     }
 }
 
-// P_j = (f_1 (x) .. (x) f_j)[:L_j] for j = 0..N-1 into work + poff[j] (P_0 = 1).
+// P_j = (f_0 (x) .. (x) f_{j-1})[:L_j] for j = 0..N-1 into work + poff[j] (P_0 = 1).
 static void build_prefixes(real *work, const real *const *f, const Plan *p) {
     work[0] = 1;
     for (int j = 1; j < p->n; j++) {
@@ -455,7 +457,7 @@ static void build_prefixes(real *work, const real *const *f, const Plan *p) {
     }
 }
 
-// df_j += d/df_j <G, (f_1 (x) .. (x) f_N)[:C]> for every j.  G (C), work (pre + L_{N-1})
+// df_j += d/df_j <G, (f_0 (x) .. (x) f_{N-1})[:C]> for every j.  G (C), work (pre + L_{N-1})
 static void term_backward(real *const *df, const real *G, const real *const *f,
                           const Plan *p, real *work) {
     build_prefixes(work, f, p);
@@ -464,7 +466,7 @@ static void term_backward(real *const *df, const real *G, const real *const *f,
     for (int j = p->n - 1; j >= 0; j--) {           // 0-based factor j: P_j, H_{j+1}
         const real *P = work + p->poff[j];
         const int q = p->q[j], len = p->L[j + 1];
-        for (int a = 0; a < p->L[j]; a++) {         // df_j[b] += P[a] H[a q + b]
+        for (int a = 0; a < p->L[j]; a++) {         // df_j[b] += P_j[a] H_{j+1}[a q + b]
             const int bn = len - a * q < q ? len - a * q : q;
             const real pa = P[a], *Ha = Hin + (size_t)a * q;
             real *g = df[j];
@@ -483,7 +485,7 @@ static void term_backward(real *const *df, const real *G, const real *const *f,
     }
 }
 
-// Digits of token w in mixed radix over t_1..t_N, the last fastest.
+// Digits of token w in mixed radix over t_0..t_{N-1}, the last fastest.
 static void token_digits(int *d, int w, const Plan *p) {
     for (int j = p->n - 1; j >= 0; j--) {
         d[j] = w % p->t[j];
@@ -550,11 +552,12 @@ void embed_rows_forward(real *out, const int *tokens, const real *params,
 }
 
 // The whole table (V, C). Costs (multiply-adds; memory is the (V, C) scratch):
-//   kron:   V R C (1 + 1/q_N + ..), every row built on its own.
-//   kronxs: V R C for the last factor, plus the prefixes f_1 (x) .. (x) f_{N-1}, which
-//           all t_N rows of a block sharing the digits w_1..w_{N-1} reuse: about
-//           (V / t_N) R C / q_N more. Each thread keeps the R prefixes of its current
-//           block, so a row is R cut products of a cached prefix with F_{k,N}[w_N, :].
+//   kron:   V R C (1 + 1/q_{N-1} + ..), every row built on its own.
+//   kronxs: V R C for the last factor, plus the prefixes f_0 (x) .. (x) f_{N-2}, which
+//           all t_{N-1} rows of a block sharing the digits w_0..w_{N-2} reuse: about
+//           (V / t_{N-1}) R C / q_{N-1} more. Each thread keeps the R prefixes of its
+//           current block, so a row is R cut products of a cached prefix with
+//           F_{k,N-1}[w_{N-1}, :].
 const real *embed_table_forward(real *scratch, const real *params, const Embed *e) {
     if (e->kind == EMBED_DENSE) return params;
     const int V = e->V, C = e->C;

@@ -2,17 +2,18 @@
 // kronformer: a dense table, or a Kronecker-factorized one.
 //
 //   dense                       row(w) = E[w, :]                      params V*C
-//   kron:n=N,r=R[,q=Q1x..xQN]   word2ket: row(w) = sum_k v_{w,k,1} (x) .. (x) v_{w,k,N},
+//   kron:n=N,r=R[,q=Q1x..xQN]   word2ket: row(w) = sum_k v_{w,k,0} (x) .. (x) v_{w,k,N-1},
 //                               v_{w,k,j} in R^{q_j}, prod q_j >= C, cut to C.
 //                               params V * R * sum_j q_j
 //   kronxs:n=N,r=R[,q=..][,t=T1x..xTN]
-//                               word2ketXS: E = sum_k F_{k,1} (x) .. (x) F_{k,N}, F_{k,j}
+//                               word2ketXS: E = sum_k F_{k,0} (x) .. (x) F_{k,N-1}, F_{k,j}
 //                               of t_j x q_j, prod t_j >= V; w in mixed radix
-//                               (w_1..w_N) over (t_1..t_N), w_N fastest;
+//                               (w_0..w_{N-1}) over (t_0..t_{N-1}), w_{N-1} fastest;
 //                               row(w) = sum_k (x)_j F_{k,j}[w_j, :], cut to C.
 //                               params R * sum_j t_j q_j
 // The parameters of an embedding are one contiguous block of `num_params` reals, laid
-// out as the tensors listed by embed_tensor_info.
+// out as the tensors listed by embed_tensor_info. Factors are numbered from 0, as in the
+// code (the spec's Q1..QN are q_0..q_{N-1}).
 #ifndef KF_EMBED_FACTOR_H
 #define KF_EMBED_FACTOR_H
 

@@ -50,7 +50,9 @@ static inline int ceil_div(int a, int b) { return (a + b - 1) / b; }
 static inline int round_up(int a, int b) { return ceil_div(a, b) * b; }
 
 const char *mm_kernel_name(void) {
-#ifdef MM_AVX2
+#if defined(KF_REF)
+    return "reference";
+#elif defined(MM_AVX2)
     return "avx2-fma";
 #else
     return "portable";
@@ -244,10 +246,10 @@ static real *workspace(size_t n) {
 // Returns -1 (C untouched) if the packing buffers cannot be allocated, else 0.
 static int gemm(real *c, const real *a, const real *b, int M, int N, int K,
                 ptrdiff_t a_i, ptrdiff_t a_k, ptrdiff_t b_k, ptrdiff_t b_j, int ldc,
-                int accumulate) {
+                WriteMode mode) {
     if (M <= 0 || N <= 0) return 0;
     if (K <= 0) { // the empty sum
-        if (!accumulate)
+        if (mode == OVERWRITE)
             for (int i = 0; i < M; i++) memset(c + (size_t)i * ldc, 0, N * sizeof(real));
         return 0;
     }
@@ -289,7 +291,7 @@ static int gemm(real *c, const real *a, const real *b, int M, int N, int K,
             int ncur = imin(nc, n1 - jc);
             for (int pc = 0; pc < K; pc += kc) {
                 int kcur = imin(kc, K - pc);
-                int add = accumulate || pc > 0;
+                int add = mode == ACCUMULATE || pc > 0;   // later K slices add to the first
                 // the columns of B are the rows of its panels
                 pack(pb, b + pc * b_k + jc * b_j, b_j, b_k, ncur, kcur, NR);
                 for (int ic = m0; ic < m1; ic += mc) {
@@ -307,21 +309,27 @@ static int gemm(real *c, const real *a, const real *b, int M, int N, int K,
     return 0;
 }
 
-// If the packing buffers cannot be allocated, the reference loops still give the answer.
+// The reference loops below give the answer when the packing buffers cannot be
+// allocated, and always in the `make REF=1` build (KF_REF).
+#ifdef KF_REF
+#define MM_REF 1
+#else
+#define MM_REF 0
+#endif
 void mm_nt(real *c, const real *a, const real *b, int M, int N, int K,
-           int lda, int ldb, int ldc, int accumulate) {
-    if (gemm(c, a, b, M, N, K, lda, 1, 1, ldb, ldc, accumulate))
-        mm_nt_ref(c, a, b, M, N, K, lda, ldb, ldc, accumulate);
+           int lda, int ldb, int ldc, WriteMode mode) {
+    if (MM_REF || gemm(c, a, b, M, N, K, lda, 1, 1, ldb, ldc, mode))
+        mm_nt_ref(c, a, b, M, N, K, lda, ldb, ldc, mode);
 }
 void mm_nn(real *c, const real *a, const real *b, int M, int N, int K,
-           int lda, int ldb, int ldc, int accumulate) {
-    if (gemm(c, a, b, M, N, K, lda, 1, ldb, 1, ldc, accumulate))
-        mm_nn_ref(c, a, b, M, N, K, lda, ldb, ldc, accumulate);
+           int lda, int ldb, int ldc, WriteMode mode) {
+    if (MM_REF || gemm(c, a, b, M, N, K, lda, 1, ldb, 1, ldc, mode))
+        mm_nn_ref(c, a, b, M, N, K, lda, ldb, ldc, mode);
 }
 void mm_tn(real *c, const real *a, const real *b, int M, int N, int K,
-           int lda, int ldb, int ldc, int accumulate) {
-    if (gemm(c, a, b, M, N, K, 1, lda, ldb, 1, ldc, accumulate))
-        mm_tn_ref(c, a, b, M, N, K, lda, ldb, ldc, accumulate);
+           int lda, int ldb, int ldc, WriteMode mode) {
+    if (MM_REF || gemm(c, a, b, M, N, K, 1, lda, ldb, 1, ldc, mode))
+        mm_tn_ref(c, a, b, M, N, K, lda, ldb, ldc, mode);
 }
 
 // ----------------------------------------------------------------------------
@@ -329,32 +337,32 @@ void mm_tn(real *c, const real *a, const real *b, int M, int N, int K,
 // than through the strided driver, so that the oracle shares no indexing with it.
 
 void mm_nt_ref(real *c, const real *a, const real *b, int M, int N, int K,
-               int lda, int ldb, int ldc, int accumulate) {
+               int lda, int ldb, int ldc, WriteMode mode) {
     for (int i = 0; i < M; i++)
         for (int j = 0; j < N; j++) {
             double s = 0.0;
             for (int k = 0; k < K; k++) s += (double)a[(size_t)i * lda + k] * b[(size_t)j * ldb + k];
             real *cij = &c[(size_t)i * ldc + j];
-            *cij = (real)(accumulate ? *cij + s : s);
+            *cij = (real)(mode == ACCUMULATE ? *cij + s : s);
         }
 }
 void mm_nn_ref(real *c, const real *a, const real *b, int M, int N, int K,
-               int lda, int ldb, int ldc, int accumulate) {
+               int lda, int ldb, int ldc, WriteMode mode) {
     for (int i = 0; i < M; i++)
         for (int j = 0; j < N; j++) {
             double s = 0.0;
             for (int k = 0; k < K; k++) s += (double)a[(size_t)i * lda + k] * b[(size_t)k * ldb + j];
             real *cij = &c[(size_t)i * ldc + j];
-            *cij = (real)(accumulate ? *cij + s : s);
+            *cij = (real)(mode == ACCUMULATE ? *cij + s : s);
         }
 }
 void mm_tn_ref(real *c, const real *a, const real *b, int M, int N, int K,
-               int lda, int ldb, int ldc, int accumulate) {
+               int lda, int ldb, int ldc, WriteMode mode) {
     for (int i = 0; i < M; i++)
         for (int j = 0; j < N; j++) {
             double s = 0.0;
             for (int k = 0; k < K; k++) s += (double)a[(size_t)k * lda + i] * b[(size_t)k * ldb + j];
             real *cij = &c[(size_t)i * ldc + j];
-            *cij = (real)(accumulate ? *cij + s : s);
+            *cij = (real)(mode == ACCUMULATE ? *cij + s : s);
         }
 }

@@ -1,65 +1,22 @@
 // model.c: the Transformer of kronformer. Layers first, each forward with its backward
 // beside it; then the model: parameters, activations, forward, backward, AdamW.
 //
-// Conventions (llm.c's): kernels take (outputs, inputs, weights, dims); backward
-// kernels accumulate (+=) into their gradient outputs; every parallel loop gives each
+// Conventions (llm.c's): kernels take (outputs, inputs, weights, dims, mode). The one
+// gradient rule (matmul.h's WriteMode): a backward kernel always adds (+=) into the
+// gradients of parameters, and writes the gradient of its input as the caller says at
+// each call: OVERWRITE (a fresh buffer, no zeroing pass first) or ACCUMULATE (a sum of
+// contributions, as the residual stream's gradient). Every parallel loop gives each
 // output element to exactly one thread and sums in a fixed order, so results do not
 // depend on the number of threads.
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <stddef.h>
 #include <tgmath.h>   // exp, tanh, sqrt of a float stay in float
 
 #include "model.h"
 #include "matmul.h"
 #include "tokenizer.h"
-
-// Dot product in 8 interleaved partial sums, added in a fixed order at the end. A plain
-// `s += a[i] * b[i]` is one serial chain the compiler may not reorder (that would change
-// the rounding); 8 independent lanes become one vector multiply-add per step.
-// (c = NULL: the plain sum of a; otherwise sum_i a_i b_i (c_i - c0), for LayerNorm.)
-static inline real lanes8(const real *a, const real *b, const real *c, real c0, int n) {
-    real acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-    int i = 0;
-    if (!b)
-        for (; i + 8 <= n; i += 8) for (int j = 0; j < 8; j++) acc[j] += a[i + j];
-    else if (!c)
-        for (; i + 8 <= n; i += 8) for (int j = 0; j < 8; j++) acc[j] += a[i + j] * b[i + j];
-    else
-        for (; i + 8 <= n; i += 8)
-            for (int j = 0; j < 8; j++) acc[j] += a[i + j] * b[i + j] * (c[i + j] - c0);
-    real s = ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
-    for (; i < n; i++) s += !b ? a[i] : !c ? a[i] * b[i] : a[i] * b[i] * (c[i] - c0);
-    return s;
-}
-static inline real dot8(const real *a, const real *b, int n) { return lanes8(a, b, NULL, 0, n); }
-static inline real sum8(const real *a, int n) { return lanes8(a, NULL, NULL, 0, n); }
-
-// exp for the float build, in plain C that the compiler vectorizes (libm's expf is a
-// scalar call): x = n ln2 + r with |r| <= ln2/2 (n rounded by adding and subtracting
-// 1.5 * 2^23; ln2 in two parts, so r is exact),
-// exp(r) by its degree-6 Taylor polynomial (relative error below 2e-7 there), and 2^n
-// written straight into the float's exponent. Inputs are clamped to [-87, 88], where
-// exp stays a normal float. The double build, which the gradient tests use, keeps libm.
-#ifdef KF_DOUBLE
-static inline real exp_r(real x) { return exp(x); }
-#else
-static inline real exp_r(real x) {
-    x = x < -87.0f ? -87.0f : x;
-    x = x > 88.0f ? 88.0f : x;
-    real n = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f;   // round to nearest
-    real r = x - n * 0.693145751953125f - n * 1.42860682030941723e-6f;
-    real p = 1 + r * (1 + r * (0.5f + r * (1.66666667e-1f + r * (4.16666667e-2f +
-             r * (8.33333333e-3f + r * 1.38888889e-3f)))));
-    int32_t bits = ((int32_t)n + 127) << 23;
-    real scale;
-    memcpy(&scale, &bits, sizeof scale);
-    return p * scale;
-}
-#endif
-// tanh(u) = 1 - 2 / (exp(2u) + 1): exact at both tails, absolute error ~1e-7 near 0.
-static inline real tanh_r(real u) { return 1 - 2 / (exp_r(2 * u) + 1); }
+#include "vecmath.h"
 
 // ----------------------------------------------------------------------------
 // LayerNorm: out = (x - mean) * rstd * w + b over the C channels of each row.
@@ -80,11 +37,18 @@ void layernorm_forward(real *out, real *mean, real *rstd, const real *inp,
     }
 }
 
-// With xhat = (x - mean) * rstd and g = dout * w:
-//   dx = rstd * (g - mean_c(g) - xhat * mean_c(g * xhat)),  dw += dout * xhat,  db += dout.
+// Backward, for one row (code names: m = mean, s = rstd, g = dout). Forward was
+//   m = mean_c x_c,  s = 1 / sqrt(mean_c (x_c - m)^2 + 1e-5),  xhat_c = (x_c - m) s,
+//   out_c = xhat_c w_c + b_c,
+// so dw_c += g_c xhat_c, db_c += g_c, and with dxhat_c = g_c w_c the chain rule through
+// xhat_c gives dx_j = sum_c dxhat_c dxhat_c/dx_j, where
+//   dxhat_c/dx_j = s (delta_cj - 1/C) + (x_c - m) ds/dx_j,   ds/dx_j = -s^2 xhat_j / C
+// (the variance's derivative is 2 (x_j - m) / C: the mean's own term sums to zero), so
+//   dx_j = s (dxhat_j - mean_c dxhat_c - xhat_j mean_c(dxhat_c xhat_c)).
+// Below: gm = mean_c dxhat_c, gx = mean_c(dxhat_c xhat_c).
 void layernorm_backward(real *dinp, real *dw, real *db, const real *dout,
                         const real *inp, const real *w, const real *mean,
-                        const real *rstd, int N, int C) {
+                        const real *rstd, int N, int C, WriteMode mode) {
     #pragma omp parallel for
     for (int i = 0; i < N; i++) {
         const real *x = inp + (size_t)i * C, *g = dout + (size_t)i * C;
@@ -92,7 +56,10 @@ void layernorm_backward(real *dinp, real *dw, real *db, const real *dout,
         real *d = dinp + (size_t)i * C;
         real gm = dot8(g, w, C) / C;                     // mean of g w
         real gx = lanes8(g, w, x, m, C) * s / C;         // mean of g w xhat
-        for (int c = 0; c < C; c++) d[c] += s * (g[c] * w[c] - gm - (x[c] - m) * s * gx);
+        for (int c = 0; c < C; c++) {
+            real dx = s * (g[c] * w[c] - gm - (x[c] - m) * s * gx);
+            d[c] = mode == ACCUMULATE ? d[c] + dx : dx;
+        }
     }
     // Parameter gradients sum over rows: each thread owns a block of channels.
     #pragma omp parallel for
@@ -113,20 +80,19 @@ void layernorm_backward(real *dinp, real *dw, real *db, const real *dout,
 
 void matmul_forward(real *out, const real *inp, const real *w, const real *b,
                     int N, int IC, int OC) {
-    mm_nt(out, inp, w, N, OC, IC, IC, IC, OC, 0);
+    mm_nt(out, inp, w, N, OC, IC, IC, IC, OC, OVERWRITE);
     if (!b) return;
     #pragma omp parallel for
     for (int i = 0; i < N; i++)
         for (int o = 0; o < OC; o++) out[(size_t)i * OC + o] += b[o];
 }
 
-// dinp (+)= dout . W;  dw += dout^T . inp;  db += column sums of dout. dinp, db may be
-// NULL. With dinp_acc = 0, dinp is overwritten instead, which spares the caller zeroing
-// a fresh gradient buffer first (a full pass over memory per layer).
-static void linear_backward(real *dinp, int dinp_acc, real *dw, real *db, const real *dout,
-                            const real *inp, const real *w, int N, int IC, int OC) {
-    if (dinp) mm_nn(dinp, dout, w, N, IC, OC, OC, IC, IC, dinp_acc);
-    mm_tn(dw, dout, inp, OC, IC, N, OC, IC, IC, 1);
+// dinp (+)= dout . W (as mode says);  dw += dout^T . inp;  db += column sums of dout.
+// dinp, db may be NULL.
+void matmul_backward(real *dinp, real *dw, real *db, const real *dout,
+                     const real *inp, const real *w, int N, int IC, int OC, WriteMode mode) {
+    if (dinp) mm_nn(dinp, dout, w, N, IC, OC, OC, IC, IC, mode);
+    mm_tn(dw, dout, inp, OC, IC, N, OC, IC, IC, ACCUMULATE);
     if (!db) return;
     #pragma omp parallel for
     for (int o0 = 0; o0 < OC; o0 += 16) {
@@ -136,13 +102,10 @@ static void linear_backward(real *dinp, int dinp_acc, real *dw, real *db, const 
     }
 }
 
-void matmul_backward(real *dinp, real *dw, real *db, const real *dout,
-                     const real *inp, const real *w, int N, int IC, int OC) {
-    linear_backward(dinp, 1, dw, db, dout, inp, w, N, IC, OC);
-}
-
 // ----------------------------------------------------------------------------
 // GELU, tanh approximation: 0.5 x (1 + tanh(k (x + 0.044715 x^3))), k = sqrt(2/pi).
+// With u = k (x + 0.044715 x^3) and tanh' = 1 - tanh^2, the product rule gives
+//   gelu'(x) = 0.5 (1 + tanh u) + 0.5 x (1 - tanh^2 u) du,   du = k (1 + 3 * 0.044715 x^2).
 
 #define GELU_K 0.7978845608028654
 
@@ -154,7 +117,7 @@ void gelu_forward(real *out, const real *inp, size_t N) {
     }
 }
 
-void gelu_backward(real *dinp, const real *inp, const real *dout, size_t N) {
+void gelu_backward(real *dinp, const real *inp, const real *dout, size_t N, WriteMode mode) {
     #pragma omp parallel for
     for (size_t i = 0; i < N; i++) {
         real x = inp[i];
@@ -162,7 +125,7 @@ void gelu_backward(real *dinp, const real *inp, const real *dout, size_t N) {
         real th = tanh_r(u);
         real du = (real)GELU_K * ((real)1 + (real)(3 * 0.044715) * x * x);
         real grad = (real)0.5 * ((real)1 + th) + (real)0.5 * x * ((real)1 - th * th) * du;
-        dinp[i] += grad * dout[i];
+        dinp[i] = mode == ACCUMULATE ? dinp[i] + grad * dout[i] : grad * dout[i];
     }
 }
 
@@ -237,13 +200,17 @@ void attention_forward(real *out, real *att, const real *q, const real *k, const
     }
 }
 
-// With P = att, D = dropout(P), dD = dout . v^T, dP = dropout(dD):
-//   dv += D^T dout;  dS = P * (dP - sum_s P dP);  dq += dS k / sqrt(hs);  dk += dS^T q / sqrt(hs).
-// Each (b, h) owns its slices of dq, dk, dv. datt (B, NH, Tq, Tk) is scratch. (Training
+// Backward, for one query row t (code names: P = att row, D = dropout(P), dP = drow).
+// Forward was score_s = q . k_s / sqrt(hs), P = softmax_s(score), out = sum_s D_s v_s, so
+//   dv_s += D_s dout,   dD_s = dout . v_s,   dP_s = dropout(dD)_s (the same mask: linear),
+// and softmax's Jacobian dP_r/dscore_s = P_r (delta_rs - P_s) gives
+//   dscore_s = sum_r dP_r P_r (delta_rs - P_s) = P_s (dP_s - sum_r P_r dP_r)   (pdp = the sum),
+//   dq += sum_s dscore_s k_s / sqrt(hs),   dk_s += dscore_s q / sqrt(hs)   (ds = dscore_s / sqrt(hs)).
+// dq, dk, dv are written as mode says. Each (b, h) owns its slices of dq, dk, dv. datt (B, NH, Tq, Tk) is scratch. (Training
 // only: kv_rows and kv_batch are 0 and NULL here.)
 void attention_backward(real *dq, real *dk, real *dv, real *datt, const real *dout,
                         const real *q, const real *k, const real *v, const real *att,
-                        AttnShape a) {
+                        AttnShape a, WriteMode mode) {
     int hs = a.C / a.NH;
     real scale = (real)(1.0 / sqrt((double)hs));
     uint32_t th = dropout_threshold(a.p);
@@ -251,6 +218,14 @@ void attention_backward(real *dq, real *dk, real *dv, real *datt, const real *do
     #pragma omp parallel for collapse(2)
     for (int b = 0; b < a.B; b++) {
         for (int h = 0; h < a.NH; h++) {
+            if (mode == OVERWRITE) {   // this (b, h)'s columns of dq, dk, dv
+                for (int t = 0; t < a.Tq; t++)
+                    memset(dq + ((size_t)b * a.Tq + t) * a.q_stride + h * hs, 0, hs * sizeof(real));
+                for (int s = 0; s < a.Tk; s++) {
+                    memset(dk + ((size_t)b * a.Tk + s) * a.kv_stride + h * hs, 0, hs * sizeof(real));
+                    memset(dv + ((size_t)b * a.Tk + s) * a.kv_stride + h * hs, 0, hs * sizeof(real));
+                }
+            }
             for (int t = 0; t < a.Tq; t++) {
                 size_t rowidx = (((size_t)b * a.NH + h) * a.Tq + t) * a.Tk;
                 const real *prow = att + rowidx;
@@ -377,80 +352,113 @@ int config_check(const Config *c, char *err) {
 }
 
 // ----------------------------------------------------------------------------
-// Parameters: one buffer, carved into the named tensors of Params in a fixed order.
+// Parameters: one buffer, carved into the tensors of the table below, in its order
+// (which is the checkpoint's). The gradient buffer has the same layout.
 
-static void add_tensor(Model *m, size_t *total, const char *name, int decay, int ndim,
-                       int d0, int d1, int d2) {
-    TensorInfo *t = &m->tensors[m->ntensors++];
-    snprintf(t->name, sizeof(t->name), "%s", name);
-    t->ndim = ndim;
-    t->shape[0] = d0; t->shape[1] = d1; t->shape[2] = d2; t->shape[3] = 0;
-    t->numel = 1;
-    for (int i = 0; i < ndim; i++) t->numel *= (size_t)t->shape[i];
-    t->offset = *total;
-    t->decay = decay;
-    *total += t->numel;
-}
+enum { NO_DECAY = 0, DECAY = 1 };
 
-// The tensors of the model, in buffer order, and the Params field each one fills.
-// field is the offset of the real* in Params (SIZE_MAX: a sub-tensor of the embedding).
-static void layout_params(Model *m, size_t *fields) {
+typedef struct {
+    real **param, **grad;   // the fields of m->params and m->grads this tensor fills
+    const char *name;       // in model.safetensors
+    int shape[3];           // (0: no such dimension)
+    int decay;              // AdamW weight decay: weights only, not gains and biases
+    InitKind init;
+    int present;            // 0: not in this architecture
+} TensorSpec;
+
+// Lays out the embedding block (its tensors are embed_factor.c's), then every tensor of
+// the table; allocates the parameter and gradient buffers and points Params at them.
+static int layout_params(Model *m) {
     const Config *c = &m->cfg;
     int C = c->C, F = c->F, V = c->V, Le = c->Le, Ld = c->Ld;
-    size_t total = 0;
+    int s2s = c->arch == ARCH_SEQ2SEQ, untied = !c->tie;
+    Params *p = &m->params, *g = &m->grads;
+    const TensorSpec table[] = {
+        // params           grads              name                         shape           decay     init           present
+        {&p->outw,          &g->outw,          "output.weight",             {V, C},         DECAY,    INIT_OUTPUT,   untied},
+        {&p->e_self.lnw,    &g->e_self.lnw,    "encoder.ln1.weight",        {Le, C},        NO_DECAY, INIT_ONE,      s2s},
+        {&p->e_self.lnb,    &g->e_self.lnb,    "encoder.ln1.bias",          {Le, C},        NO_DECAY, INIT_ZERO,     s2s},
+        {&p->e_self.qkvw,   &g->e_self.qkvw,   "encoder.attn.qkv.weight",   {Le, 3 * C, C}, DECAY,    INIT_NORMAL,   s2s},
+        {&p->e_self.qkvb,   &g->e_self.qkvb,   "encoder.attn.qkv.bias",     {Le, 3 * C},    NO_DECAY, INIT_ZERO,     s2s},
+        {&p->e_self.projw,  &g->e_self.projw,  "encoder.attn.proj.weight",  {Le, C, C},     DECAY,    INIT_RESIDUAL, s2s},
+        {&p->e_self.projb,  &g->e_self.projb,  "encoder.attn.proj.bias",    {Le, C},        NO_DECAY, INIT_ZERO,     s2s},
+        {&p->e_ffn.lnw,     &g->e_ffn.lnw,     "encoder.ln2.weight",        {Le, C},        NO_DECAY, INIT_ONE,      s2s},
+        {&p->e_ffn.lnb,     &g->e_ffn.lnb,     "encoder.ln2.bias",          {Le, C},        NO_DECAY, INIT_ZERO,     s2s},
+        {&p->e_ffn.fcw,     &g->e_ffn.fcw,     "encoder.ffn.fc1.weight",    {Le, F, C},     DECAY,    INIT_NORMAL,   s2s},
+        {&p->e_ffn.fcb,     &g->e_ffn.fcb,     "encoder.ffn.fc1.bias",      {Le, F},        NO_DECAY, INIT_ZERO,     s2s},
+        {&p->e_ffn.fc2w,    &g->e_ffn.fc2w,    "encoder.ffn.fc2.weight",    {Le, C, F},     DECAY,    INIT_RESIDUAL, s2s},
+        {&p->e_ffn.fc2b,    &g->e_ffn.fc2b,    "encoder.ffn.fc2.bias",      {Le, C},        NO_DECAY, INIT_ZERO,     s2s},
+        {&p->e_lnfw,        &g->e_lnfw,        "encoder.ln_final.weight",   {C},            NO_DECAY, INIT_ONE,      s2s},
+        {&p->e_lnfb,        &g->e_lnfb,        "encoder.ln_final.bias",     {C},            NO_DECAY, INIT_ZERO,     s2s},
+        {&p->d_self.lnw,    &g->d_self.lnw,    "decoder.ln1.weight",        {Ld, C},        NO_DECAY, INIT_ONE,      1},
+        {&p->d_self.lnb,    &g->d_self.lnb,    "decoder.ln1.bias",          {Ld, C},        NO_DECAY, INIT_ZERO,     1},
+        {&p->d_self.qkvw,   &g->d_self.qkvw,   "decoder.attn.qkv.weight",   {Ld, 3 * C, C}, DECAY,    INIT_NORMAL,   1},
+        {&p->d_self.qkvb,   &g->d_self.qkvb,   "decoder.attn.qkv.bias",     {Ld, 3 * C},    NO_DECAY, INIT_ZERO,     1},
+        {&p->d_self.projw,  &g->d_self.projw,  "decoder.attn.proj.weight",  {Ld, C, C},     DECAY,    INIT_RESIDUAL, 1},
+        {&p->d_self.projb,  &g->d_self.projb,  "decoder.attn.proj.bias",    {Ld, C},        NO_DECAY, INIT_ZERO,     1},
+        {&p->d_cross.lnw,   &g->d_cross.lnw,   "decoder.ln2.weight",        {Ld, C},        NO_DECAY, INIT_ONE,      s2s},
+        {&p->d_cross.lnb,   &g->d_cross.lnb,   "decoder.ln2.bias",          {Ld, C},        NO_DECAY, INIT_ZERO,     s2s},
+        {&p->d_cross.qw,    &g->d_cross.qw,    "decoder.cross.q.weight",    {Ld, C, C},     DECAY,    INIT_NORMAL,   s2s},
+        {&p->d_cross.qb,    &g->d_cross.qb,    "decoder.cross.q.bias",      {Ld, C},        NO_DECAY, INIT_ZERO,     s2s},
+        {&p->d_cross.kvw,   &g->d_cross.kvw,   "decoder.cross.kv.weight",   {Ld, 2 * C, C}, DECAY,    INIT_NORMAL,   s2s},
+        {&p->d_cross.kvb,   &g->d_cross.kvb,   "decoder.cross.kv.bias",     {Ld, 2 * C},    NO_DECAY, INIT_ZERO,     s2s},
+        {&p->d_cross.projw, &g->d_cross.projw, "decoder.cross.proj.weight", {Ld, C, C},     DECAY,    INIT_RESIDUAL, s2s},
+        {&p->d_cross.projb, &g->d_cross.projb, "decoder.cross.proj.bias",   {Ld, C},        NO_DECAY, INIT_ZERO,     s2s},
+        {&p->d_ffn.lnw,     &g->d_ffn.lnw,     "decoder.ln3.weight",        {Ld, C},        NO_DECAY, INIT_ONE,      1},
+        {&p->d_ffn.lnb,     &g->d_ffn.lnb,     "decoder.ln3.bias",          {Ld, C},        NO_DECAY, INIT_ZERO,     1},
+        {&p->d_ffn.fcw,     &g->d_ffn.fcw,     "decoder.ffn.fc1.weight",    {Ld, F, C},     DECAY,    INIT_NORMAL,   1},
+        {&p->d_ffn.fcb,     &g->d_ffn.fcb,     "decoder.ffn.fc1.bias",      {Ld, F},        NO_DECAY, INIT_ZERO,     1},
+        {&p->d_ffn.fc2w,    &g->d_ffn.fc2w,    "decoder.ffn.fc2.weight",    {Ld, C, F},     DECAY,    INIT_RESIDUAL, 1},
+        {&p->d_ffn.fc2b,    &g->d_ffn.fc2b,    "decoder.ffn.fc2.bias",      {Ld, C},        NO_DECAY, INIT_ZERO,     1},
+        {&p->d_lnfw,        &g->d_lnfw,        "decoder.ln_final.weight",   {C},            NO_DECAY, INIT_ONE,      1},
+        {&p->d_lnfb,        &g->d_lnfb,        "decoder.ln_final.bias",     {C},            NO_DECAY, INIT_ZERO,     1},
+    };
+    int ntable = sizeof(table) / sizeof(table[0]);
+
+    // sizes and offsets: the embedding's tensors, then the table's present ones
     m->ntensors = 0;
     for (int i = 0; i < embed_num_tensors(&m->emb); i++) {
-        TensorInfo *t = &m->tensors[m->ntensors];
-        int shape[4] = {0, 0, 0, 0};
-        size_t off, numel;
-        embed_tensor_info(&m->emb, i, t->name, sizeof(t->name), &t->ndim, shape, &off, &numel);
-        memcpy(t->shape, shape, sizeof(shape));
-        t->offset = total + off; t->numel = numel; t->decay = 1;
-        fields[m->ntensors++] = i == 0 ? offsetof(Params, embed) : SIZE_MAX;
+        TensorInfo *t = &m->tensors[m->ntensors++];
+        embed_tensor_info(&m->emb, i, t->name, sizeof(t->name), &t->ndim, t->shape,
+                          &t->offset, &t->numel);
+        t->decay = DECAY;
+        t->init = INIT_EMBED;
     }
-    total += m->emb.num_params;
-    #define T(field, name, decay, ndim, d0, d1, d2) \
-        do { fields[m->ntensors] = offsetof(Params, field); \
-             add_tensor(m, &total, name, decay, ndim, d0, d1, d2); } while (0)
-    // The tensors an encoder and a decoder layer share, stacked over L layers.
-    #define SELF_ATTN(P, pre, L) \
-        T(P##ln1w, pre ".ln1.weight", 0, 2, L, C, 0);  T(P##ln1b, pre ".ln1.bias", 0, 2, L, C, 0); \
-        T(P##qkvw, pre ".attn.qkv.weight", 1, 3, L, 3 * C, C); \
-        T(P##qkvb, pre ".attn.qkv.bias", 0, 2, L, 3 * C, 0); \
-        T(P##projw, pre ".attn.proj.weight", 1, 3, L, C, C); \
-        T(P##projb, pre ".attn.proj.bias", 0, 2, L, C, 0)
-    #define FFN_LN(P, LN, pre, L) \
-        T(P##LN##w, pre "." #LN ".weight", 0, 2, L, C, 0); T(P##LN##b, pre "." #LN ".bias", 0, 2, L, C, 0); \
-        T(P##fcw, pre ".ffn.fc1.weight", 1, 3, L, F, C); T(P##fcb, pre ".ffn.fc1.bias", 0, 2, L, F, 0); \
-        T(P##fc2w, pre ".ffn.fc2.weight", 1, 3, L, C, F); T(P##fc2b, pre ".ffn.fc2.bias", 0, 2, L, C, 0); \
-        T(P##lnfw, pre ".ln_final.weight", 0, 1, C, 0, 0); T(P##lnfb, pre ".ln_final.bias", 0, 1, C, 0, 0)
-    if (!c->tie) T(outw, "output.weight", 1, 2, V, C, 0);
-    if (c->arch == ARCH_SEQ2SEQ) {
-        SELF_ATTN(e_, "encoder", Le);
-        FFN_LN(e_, ln2, "encoder", Le);
+    size_t total = m->emb.num_params;
+    for (int i = 0; i < ntable; i++) {
+        const TensorSpec *e = &table[i];
+        if (!e->present) continue;
+        TensorInfo *t = &m->tensors[m->ntensors++];
+        snprintf(t->name, sizeof(t->name), "%s", e->name);
+        t->ndim = 0;
+        t->numel = 1;
+        memset(t->shape, 0, sizeof(t->shape));
+        for (int d = 0; d < 3 && e->shape[d]; d++) {
+            t->shape[t->ndim++] = e->shape[d];
+            t->numel *= (size_t)e->shape[d];
+        }
+        t->offset = total;
+        t->decay = e->decay;
+        t->init = e->init;
+        total += t->numel;
     }
-    SELF_ATTN(d_, "decoder", Ld);
-    if (c->arch == ARCH_SEQ2SEQ) {
-        T(d_ln2w, "decoder.ln2.weight", 0, 2, Ld, C, 0);
-        T(d_ln2b, "decoder.ln2.bias", 0, 2, Ld, C, 0);
-        T(d_cqw, "decoder.cross.q.weight", 1, 3, Ld, C, C);
-        T(d_cqb, "decoder.cross.q.bias", 0, 2, Ld, C, 0);
-        T(d_ckvw, "decoder.cross.kv.weight", 1, 3, Ld, 2 * C, C);
-        T(d_ckvb, "decoder.cross.kv.bias", 0, 2, Ld, 2 * C, 0);
-        T(d_cprojw, "decoder.cross.proj.weight", 1, 3, Ld, C, C);
-        T(d_cprojb, "decoder.cross.proj.bias", 0, 2, Ld, C, 0);
-    }
-    FFN_LN(d_, ln3, "decoder", Ld);
-    #undef SELF_ATTN
-    #undef FFN_LN
-    #undef T
     m->num_params = total;
-}
 
-static void point_params(Params *p, real *mem, const Model *m, const size_t *fields) {
+    // the buffers, and the named pointers into them
+    m->param_mem = calloc(total, sizeof(real));
+    m->grad_mem = calloc(total, sizeof(real));
+    if (!m->param_mem || !m->grad_mem) return 1;
     memset(p, 0, sizeof(*p));
-    for (int i = 0; i < m->ntensors; i++)
-        if (fields[i] != SIZE_MAX) *(real **)((char *)p + fields[i]) = mem + m->tensors[i].offset;
+    memset(g, 0, sizeof(*g));
+    p->embed = m->param_mem;
+    g->embed = m->grad_mem;
+    for (int i = 0, k = embed_num_tensors(&m->emb); i < ntable; i++) {
+        if (!table[i].present) continue;
+        *table[i].param = m->param_mem + m->tensors[k].offset;
+        *table[i].grad = m->grad_mem + m->tensors[k].offset;
+        k++;
+    }
+    return 0;
 }
 
 int model_build(Model *m, const Config *cfg, char *err) {
@@ -458,20 +466,14 @@ int model_build(Model *m, const Config *cfg, char *err) {
     if (config_check(cfg, err)) return 1;
     m->cfg = *cfg;
     if (embed_parse(&m->emb, cfg->embed, cfg->V, cfg->C, err)) return 1;
-    size_t fields[MAX_TENSORS];
-    layout_params(m, fields);
     m->num_embed_params = m->emb.num_params;
-    m->param_mem = calloc(m->num_params, sizeof(real));
-    m->grad_mem = calloc(m->num_params, sizeof(real));
     int C = cfg->C, T = cfg->maxT;
     m->pos = malloc((size_t)T * C * sizeof(real));
-    if (!m->param_mem || !m->grad_mem || !m->pos) {
+    if (layout_params(m) || !m->pos) {
         snprintf(err, KF_ERRLEN, "out of memory for %zu parameters; choose a smaller model", m->num_params);
         model_free(m);
         return 1;
     }
-    point_params(&m->params, m->param_mem, m, fields);
-    point_params(&m->grads, m->grad_mem, m, fields);
     // sinusoidal positions: pos[t, 2i] = sin(t / 10000^(2i/C)), pos[t, 2i+1] = cos(same)
     for (int t = 0; t < T; t++)
         for (int i = 0; i < C; i += 2) {
@@ -488,20 +490,17 @@ void model_init(Model *m, uint64_t seed) {
     double resid_std = 0.02 / sqrt(2.0 * (c->Le + c->Ld));   // GPT-2: keep the residual stream's variance flat
     memset(m->param_mem, 0, m->num_params * sizeof(real));
     embed_init(&m->emb, m->params.embed, &rng);
-    for (int i = embed_num_tensors(&m->emb); i < m->ntensors; i++) {
-        TensorInfo *t = &m->tensors[i];
+    for (int i = 0; i < m->ntensors; i++) {   // in buffer order: the random draws follow it
+        const TensorInfo *t = &m->tensors[i];
         real *p = m->param_mem + t->offset;
-        const char *n = t->name;
-        size_t len = strlen(n);
-        int is_bias = len > 5 && strcmp(n + len - 5, ".bias") == 0;
-        if (strstr(n, "ln")) {               // LayerNorm: gain 1, bias 0
-            if (!is_bias) for (size_t j = 0; j < t->numel; j++) p[j] = 1;
-            continue;
+        double std = 0;
+        switch (t->init) {
+        case INIT_EMBED: case INIT_ZERO: continue;   // embed_init above; the memset
+        case INIT_ONE: for (size_t j = 0; j < t->numel; j++) p[j] = 1; continue;
+        case INIT_NORMAL: std = 0.02; break;
+        case INIT_RESIDUAL: std = resid_std; break;
+        case INIT_OUTPUT: std = m->emb.init_std; break;
         }
-        if (is_bias) continue;
-        double std = 0.02;
-        if (strstr(n, "proj.weight") || strstr(n, "fc2.weight")) std = resid_std;
-        if (strcmp(n, "output.weight") == 0) std = m->emb.init_std;
         for (size_t j = 0; j < t->numel; j++) p[j] = (real)(std * rng_normal(&rng));
     }
 }
@@ -549,14 +548,18 @@ struct Acts {
     real *rowloss;                  // (BT)
     real *table;                    // (V, C) factorized tied output table
     const real *W;                  // (V, C) the output projection the last forward used
-    real *tmp;                      // (R, C) a branch's output; R = max(BS, BT)
-    // backward scratch
+    real *branch;                   // (R, C) a sublayer's output, before dropout and the
+                                    // residual add; R = max(BS, BT)
+    real *d_last;                   // (B, C) d_out at each row's last position (generation)
+    // backward scratch, each the gradient of the activation it is named after
     real *dtable;                   // (V, C)
-    real *dres;                     // (R, C) gradient of the residual stream
-    real *denc;                     // (BS, C) gradient of the encoder output
-    real *dln, *dy;                 // (R, C)
-    real *dq;                       // (R, 3C)
-    real *dkv;                      // (BS, 2C)
+    real *dres;                     // (R, C) the residual stream
+    real *denc;                     // (BS, C) the encoder output
+    real *dln;                      // (R, C) a LayerNorm's output
+    real *dbranch;                  // (R, C) a branch's output (dropout's mask applied)
+    real *datty;                    // (R, C) an attention's output
+    real *dqkv;                     // (R, 3C) self-attention qkv; cross-attention q (R, C)
+    real *dkv;                      // (BS, 2C) cross-attention keys | values
     real *dfch, *dfchg;             // (R, F)
     real *datt;                     // (B, NH, max(S,T), max(S,T))
 };
@@ -588,9 +591,10 @@ static int acts_carve(Model *m, int B, int S, int T) {
         {&a->d_ln3, Ld * nT * C}, {&a->d_ln3m, Ld * nT}, {&a->d_ln3r, Ld * nT},
         {&a->d_fch, Ld * nT * F}, {&a->d_fchg, Ld * nT * F}, {&a->d_out, nT * C},
         {&a->d_lnfm, nT}, {&a->d_lnfr, nT}, {&a->logits, nT * V}, {&a->rowloss, nT},
-        {&a->table, fact_tied * V * C}, {&a->tmp, R * C},
+        {&a->table, fact_tied * V * C}, {&a->branch, R * C}, {&a->d_last, B * C},
         {&a->dtable, fact_tied * V * C}, {&a->dres, R * C}, {&a->denc, nS * C},
-        {&a->dln, R * C}, {&a->dy, R * C}, {&a->dq, R * 3 * C}, {&a->dkv, nS * 2 * C},
+        {&a->dln, R * C}, {&a->dbranch, R * C}, {&a->datty, R * C}, {&a->dqkv, R * 3 * C},
+        {&a->dkv, nS * 2 * C},
         {&a->dfch, R * F}, {&a->dfchg, R * F}, {&a->datt, B * NH * TS * TS},
     };
     int n = sizeof(list) / sizeof(list[0]);
@@ -626,16 +630,34 @@ void model_free(Model *m) {
 
 // ----------------------------------------------------------------------------
 // Sublayers. Each is pre-LN: x_out = x + dropout(branch(LayerNorm(x))). A view holds
-// the pointers of one sublayer of one layer: weights (gradients sit at the same offset
-// of grad_mem) and the activations saved for backward. Backward reads the gradient of
-// x_out from a->dres and leaves the gradient of x there.
+// the pointers of one sublayer of one layer: its weights, their gradients, and the
+// activations saved for backward. Backward reads the gradient of x_out from a->dres and
+// leaves the gradient of x there.
 
-#define GRAD(m, p) ((m)->grad_mem + ((p) - (m)->param_mem))
-#define LAYER(p, l, n) ((p) ? (p) + (size_t)(l) * (n) : NULL)
+// Layer l of a stack of layers of n reals each (NULL stays NULL: an unused buffer).
+static real *layer_slice(real *p, int l, size_t n) { return p ? p + (size_t)l * n : NULL; }
+
+// One layer's weights (or gradients) out of the stacked tensors of Params.
+static SelfAttnParams self_attn_layer(const SelfAttnParams *s, int l, size_t C) {
+    return (SelfAttnParams){ .lnw = s->lnw + l * C, .lnb = s->lnb + l * C,
+        .qkvw = s->qkvw + l * 3 * C * C, .qkvb = s->qkvb + l * 3 * C,
+        .projw = s->projw + l * C * C, .projb = s->projb + l * C };
+}
+static CrossAttnParams cross_attn_layer(const CrossAttnParams *s, int l, size_t C) {
+    return (CrossAttnParams){ .lnw = s->lnw + l * C, .lnb = s->lnb + l * C,
+        .qw = s->qw + l * C * C, .qb = s->qb + l * C,
+        .kvw = s->kvw + l * 2 * C * C, .kvb = s->kvb + l * 2 * C,
+        .projw = s->projw + l * C * C, .projb = s->projb + l * C };
+}
+static FFNParams ffn_layer(const FFNParams *s, int l, size_t C, size_t F) {
+    return (FFNParams){ .lnw = s->lnw + l * C, .lnb = s->lnb + l * C,
+        .fcw = s->fcw + l * F * C, .fcb = s->fcb + l * F,
+        .fc2w = s->fc2w + l * C * F, .fc2b = s->fc2b + l * C };
+}
 
 // Each dropout has its own site: (encoder 0 / decoder 1, layer, slot); a sublayer uses
 // slot k for its attention probabilities and k + 1 for its output.
-#define DROP_SITE(stack, l, slot) (((stack) << 24) | ((l) << 4) | (slot))
+static int drop_site(int stack, int l, int slot) { return (stack << 24) | (l << 4) | slot; }
 static uint64_t drop_base(const Model *m, int site) {
     return hash64(m->dropout_seed ^ hash64(m->dropout_step)) + hash64((uint64_t)site << 32);
 }
@@ -647,172 +669,186 @@ static void residual_add(real *out, const real *x, const real *branch, size_t n)
 }
 static void zero(real *p, size_t n) { memset(p, 0, n * sizeof(real)); }
 
+// N rows (B sentences of T positions) of one layer.
 typedef struct {       // self-attention: branch = proj(attention(qkv(ln)))
-    const real *lnw, *lnb, *qkvw, *qkvb, *projw, *projb;
-    real *ln, *lnm, *lnr, *qkv, *att, *atty;
+    SelfAttnParams w, dw;         // this layer's weights and their gradients
+    real *ln, *lnm, *lnr;         // (N, C), (N), (N) LayerNorm output, mean, 1/std
+    real *qkv;                    // (N, 3C) queries | keys | values
+    real *att;                    // (B, NH, T, T) attention probabilities
+    real *atty;                   // (N, C) attention output, before the projection
     const unsigned char *valid;   // (B, T) key mask
     int causal, site;
 } SelfAttn;
 
 typedef struct {       // cross-attention: queries from ln(x), keys and values from the encoder
-    const real *lnw, *lnb, *qw, *qb, *kvw, *kvb, *projw, *projb;
-    real *ln, *lnm, *lnr, *q, *kv, *att, *atty;
+    CrossAttnParams w, dw;
+    real *ln, *lnm, *lnr;         // (N, C), (N), (N)
+    real *q;                      // (N, C)
+    real *kv;                     // (B*S, 2C) keys | values of the encoder output
+    real *att;                    // (B, NH, T, S)
+    real *atty;                   // (N, C)
     int site;
 } CrossAttn;
 
 typedef struct {       // feed-forward: branch = fc2(gelu(fc1(ln)))
-    const real *lnw, *lnb, *fcw, *fcb, *fc2w, *fc2b;
-    real *ln, *lnm, *lnr, *fch, *fchg;
-    real *y;           // (N, C) the branch's output
+    FFNParams w, dw;
+    real *ln, *lnm, *lnr;         // (N, C), (N), (N)
+    real *fch, *fchg;             // (N, F) before and after GELU
+    real *branch;                 // (N, C) the branch's output
     int site;
 } FFN;
 
 static SelfAttn enc_self(const Model *m, int l) {
-    const Params *p = &m->params; const Acts *a = m->acts;
+    const Acts *a = m->acts;
     size_t C = m->cfg.C, nS = a->nS;
-    return (SelfAttn){ p->e_ln1w + l * C, p->e_ln1b + l * C, p->e_qkvw + l * 3 * C * C,
-        p->e_qkvb + l * 3 * C, p->e_projw + l * C * C, p->e_projb + l * C,
-        LAYER(a->e_ln1, l, nS * C), LAYER(a->e_ln1m, l, nS), LAYER(a->e_ln1r, l, nS),
-        LAYER(a->e_qkv, l, nS * 3 * C), LAYER(a->e_att, l, a->aSS), LAYER(a->e_atty, l, nS * C),
-        a->src_valid, 0, DROP_SITE(0, l, 0) };
+    return (SelfAttn){ .w = self_attn_layer(&m->params.e_self, l, C),
+        .dw = self_attn_layer(&m->grads.e_self, l, C),
+        .ln = layer_slice(a->e_ln1, l, nS * C), .lnm = layer_slice(a->e_ln1m, l, nS),
+        .lnr = layer_slice(a->e_ln1r, l, nS), .qkv = layer_slice(a->e_qkv, l, nS * 3 * C),
+        .att = layer_slice(a->e_att, l, a->aSS), .atty = layer_slice(a->e_atty, l, nS * C),
+        .valid = a->src_valid, .causal = 0, .site = drop_site(0, l, 0) };
 }
 static FFN enc_ffn(const Model *m, int l) {
-    const Params *p = &m->params; const Acts *a = m->acts;
+    const Acts *a = m->acts;
     size_t C = m->cfg.C, F = m->cfg.F, nS = a->nS;
-    return (FFN){ .lnw = p->e_ln2w + l * C, .lnb = p->e_ln2b + l * C,
-        .fcw = p->e_fcw + l * F * C, .fcb = p->e_fcb + l * F,
-        .fc2w = p->e_fc2w + l * C * F, .fc2b = p->e_fc2b + l * C,
-        .ln = LAYER(a->e_ln2, l, nS * C), .lnm = LAYER(a->e_ln2m, l, nS),
-        .lnr = LAYER(a->e_ln2r, l, nS), .fch = LAYER(a->e_fch, l, nS * F),
-        .fchg = LAYER(a->e_fchg, l, nS * F), .y = a->tmp, .site = DROP_SITE(0, l, 2) };
+    return (FFN){ .w = ffn_layer(&m->params.e_ffn, l, C, F),
+        .dw = ffn_layer(&m->grads.e_ffn, l, C, F),
+        .ln = layer_slice(a->e_ln2, l, nS * C), .lnm = layer_slice(a->e_ln2m, l, nS),
+        .lnr = layer_slice(a->e_ln2r, l, nS), .fch = layer_slice(a->e_fch, l, nS * F),
+        .fchg = layer_slice(a->e_fchg, l, nS * F), .branch = a->branch,
+        .site = drop_site(0, l, 2) };
 }
 static SelfAttn dec_self(const Model *m, int l) {
-    const Params *p = &m->params; const Acts *a = m->acts;
+    const Acts *a = m->acts;
     size_t C = m->cfg.C, nT = a->nT;
-    return (SelfAttn){ p->d_ln1w + l * C, p->d_ln1b + l * C, p->d_qkvw + l * 3 * C * C,
-        p->d_qkvb + l * 3 * C, p->d_projw + l * C * C, p->d_projb + l * C,
-        LAYER(a->d_ln1, l, nT * C), LAYER(a->d_ln1m, l, nT), LAYER(a->d_ln1r, l, nT),
-        LAYER(a->d_qkv, l, nT * 3 * C), LAYER(a->d_att, l, a->aTT), LAYER(a->d_atty, l, nT * C),
-        a->tgt_valid, 1, DROP_SITE(1, l, 0) };
+    return (SelfAttn){ .w = self_attn_layer(&m->params.d_self, l, C),
+        .dw = self_attn_layer(&m->grads.d_self, l, C),
+        .ln = layer_slice(a->d_ln1, l, nT * C), .lnm = layer_slice(a->d_ln1m, l, nT),
+        .lnr = layer_slice(a->d_ln1r, l, nT), .qkv = layer_slice(a->d_qkv, l, nT * 3 * C),
+        .att = layer_slice(a->d_att, l, a->aTT), .atty = layer_slice(a->d_atty, l, nT * C),
+        .valid = a->tgt_valid, .causal = 1, .site = drop_site(1, l, 0) };
 }
 static CrossAttn dec_cross(const Model *m, int l) {
-    const Params *p = &m->params; const Acts *a = m->acts;
+    const Acts *a = m->acts;
     size_t C = m->cfg.C, nT = a->nT, nS = a->nS;
-    return (CrossAttn){ p->d_ln2w + l * C, p->d_ln2b + l * C, p->d_cqw + l * C * C,
-        p->d_cqb + l * C, p->d_ckvw + l * 2 * C * C, p->d_ckvb + l * 2 * C,
-        p->d_cprojw + l * C * C, p->d_cprojb + l * C,
-        LAYER(a->d_ln2, l, nT * C), LAYER(a->d_ln2m, l, nT), LAYER(a->d_ln2r, l, nT),
-        LAYER(a->d_cq, l, nT * C), LAYER(a->d_ckv, l, nS * 2 * C), LAYER(a->d_catt, l, a->aTS),
-        LAYER(a->d_catty, l, nT * C), DROP_SITE(1, l, 2) };
-}
-// The weights of decoder layer l's feed-forward sublayer, with no activations yet.
-static FFN dec_ffn_weights(const Model *m, int l) {
-    const Params *p = &m->params;
-    size_t C = m->cfg.C, F = m->cfg.F;
-    return (FFN){ .lnw = p->d_ln3w + l * C, .lnb = p->d_ln3b + l * C,
-        .fcw = p->d_fcw + l * F * C, .fcb = p->d_fcb + l * F,
-        .fc2w = p->d_fc2w + l * C * F, .fc2b = p->d_fc2b + l * C, .site = DROP_SITE(1, l, 4) };
+    return (CrossAttn){ .w = cross_attn_layer(&m->params.d_cross, l, C),
+        .dw = cross_attn_layer(&m->grads.d_cross, l, C),
+        .ln = layer_slice(a->d_ln2, l, nT * C), .lnm = layer_slice(a->d_ln2m, l, nT),
+        .lnr = layer_slice(a->d_ln2r, l, nT), .q = layer_slice(a->d_cq, l, nT * C),
+        .kv = layer_slice(a->d_ckv, l, nS * 2 * C), .att = layer_slice(a->d_catt, l, a->aTS),
+        .atty = layer_slice(a->d_catty, l, nT * C), .site = drop_site(1, l, 2) };
 }
 static FFN dec_ffn(const Model *m, int l) {
     const Acts *a = m->acts;
-    size_t F = m->cfg.F, nT = a->nT;
-    FFN v = dec_ffn_weights(m, l);
-    v.ln = LAYER(a->d_ln3, l, nT * m->cfg.C); v.lnm = LAYER(a->d_ln3m, l, nT);
-    v.lnr = LAYER(a->d_ln3r, l, nT); v.fch = LAYER(a->d_fch, l, nT * F);
-    v.fchg = LAYER(a->d_fchg, l, nT * F); v.y = a->tmp;
-    return v;
+    size_t C = m->cfg.C, F = m->cfg.F, nT = a->nT;
+    return (FFN){ .w = ffn_layer(&m->params.d_ffn, l, C, F),
+        .dw = ffn_layer(&m->grads.d_ffn, l, C, F),
+        .ln = layer_slice(a->d_ln3, l, nT * C), .lnm = layer_slice(a->d_ln3m, l, nT),
+        .lnr = layer_slice(a->d_ln3r, l, nT), .fch = layer_slice(a->d_fch, l, nT * F),
+        .fchg = layer_slice(a->d_fchg, l, nT * F), .branch = a->branch,
+        .site = drop_site(1, l, 4) };
 }
 
-// Adds a projected branch y to the residual stream, with dropout (applied to y in place).
-static void branch_out_forward(Model *m, real *xout, const real *x, real *y, int site, size_t n) {
-    dropout_apply(y, y, n, drop_p(m), drop_base(m, site));
-    residual_add(xout, x, y, n);
+// Adds a projected branch to the residual stream, with dropout (applied to it in place).
+static void branch_out_forward(Model *m, real *xout, const real *x, real *branch, int site, size_t n) {
+    dropout_apply(branch, branch, n, drop_p(m), drop_base(m, site));
+    residual_add(xout, x, branch, n);
 }
 
 // The gradient of a branch's output, from the residual stream's: dropout's mask applied
-// to a->dres (into a->dy), or a->dres itself when dropout is off.
+// to a->dres (into a->dbranch), or a->dres itself when dropout is off.
 static const real *branch_out_backward(Model *m, int site, size_t n) {
     if (drop_p(m) <= 0) return m->acts->dres;
-    dropout_apply(m->acts->dy, m->acts->dres, n, drop_p(m), drop_base(m, site));
-    return m->acts->dy;
+    dropout_apply(m->acts->dbranch, m->acts->dres, n, drop_p(m), drop_base(m, site));
+    return m->acts->dbranch;
+}
+
+static AttnShape self_attn_shape(const Model *m, const SelfAttn *v, int B, int T) {
+    int C = m->cfg.C;
+    return (AttnShape){ .B = B, .Tq = T, .Tk = T, .C = C, .NH = m->cfg.NH, .q_stride = 3 * C,
+                        .kv_stride = 3 * C, .causal = v->causal, .p = drop_p(m),
+                        .base = drop_base(m, v->site) };
 }
 
 static void self_attn_forward(Model *m, const SelfAttn *v, real *xout, const real *x, int B, int T) {
     Acts *a = m->acts;
     int C = m->cfg.C, N = B * T;
-    layernorm_forward(v->ln, v->lnm, v->lnr, x, v->lnw, v->lnb, N, C);
-    matmul_forward(v->qkv, v->ln, v->qkvw, v->qkvb, N, C, 3 * C);
-    AttnShape s = { .B = B, .Tq = T, .Tk = T, .C = C, .NH = m->cfg.NH, .q_stride = 3 * C,
-                     .kv_stride = 3 * C, .causal = v->causal, .p = drop_p(m),
-                     .base = drop_base(m, v->site) };
-    attention_forward(v->atty, v->att, v->qkv, v->qkv + C, v->qkv + 2 * C, v->valid, s);
-    matmul_forward(a->tmp, v->atty, v->projw, v->projb, N, C, C);
-    branch_out_forward(m, xout, x, a->tmp, v->site + 1, (size_t)N * C);
+    layernorm_forward(v->ln, v->lnm, v->lnr, x, v->w.lnw, v->w.lnb, N, C);
+    matmul_forward(v->qkv, v->ln, v->w.qkvw, v->w.qkvb, N, C, 3 * C);
+    attention_forward(v->atty, v->att, v->qkv, v->qkv + C, v->qkv + 2 * C, v->valid,
+                      self_attn_shape(m, v, B, T));
+    matmul_forward(a->branch, v->atty, v->w.projw, v->w.projb, N, C, C);
+    branch_out_forward(m, xout, x, a->branch, v->site + 1, (size_t)N * C);
 }
 
 static void self_attn_backward(Model *m, const SelfAttn *v, const real *x, int B, int T) {
     Acts *a = m->acts;
     int C = m->cfg.C, N = B * T;
-    const real *dy = branch_out_backward(m, v->site + 1, (size_t)N * C);
-    linear_backward(a->tmp, 0, GRAD(m, v->projw), GRAD(m, v->projb), dy, v->atty, v->projw, N, C, C);
-    zero(a->dq, (size_t)N * 3 * C);
-    AttnShape s = { .B = B, .Tq = T, .Tk = T, .C = C, .NH = m->cfg.NH, .q_stride = 3 * C,
-                     .kv_stride = 3 * C, .causal = v->causal, .p = drop_p(m),
-                     .base = drop_base(m, v->site) };
-    attention_backward(a->dq, a->dq + C, a->dq + 2 * C, a->datt, a->tmp,
-                       v->qkv, v->qkv + C, v->qkv + 2 * C, v->att, s);
-    linear_backward(a->dln, 0, GRAD(m, v->qkvw), GRAD(m, v->qkvb), a->dq, v->ln, v->qkvw, N, C, 3 * C);
-    layernorm_backward(a->dres, GRAD(m, v->lnw), GRAD(m, v->lnb), a->dln, x, v->lnw, v->lnm, v->lnr, N, C);
+    const real *dbranch = branch_out_backward(m, v->site + 1, (size_t)N * C);
+    matmul_backward(a->datty, v->dw.projw, v->dw.projb, dbranch, v->atty, v->w.projw, N, C, C,
+                    OVERWRITE);
+    attention_backward(a->dqkv, a->dqkv + C, a->dqkv + 2 * C, a->datt, a->datty, v->qkv,
+                       v->qkv + C, v->qkv + 2 * C, v->att, self_attn_shape(m, v, B, T), OVERWRITE);
+    matmul_backward(a->dln, v->dw.qkvw, v->dw.qkvb, a->dqkv, v->ln, v->w.qkvw, N, C, 3 * C,
+                    OVERWRITE);
+    layernorm_backward(a->dres, v->dw.lnw, v->dw.lnb, a->dln, x, v->w.lnw, v->lnm, v->lnr, N, C,
+                       ACCUMULATE);
+}
+
+static AttnShape cross_attn_shape(const Model *m, const CrossAttn *v, int B, int S, int T) {
+    int C = m->cfg.C;
+    return (AttnShape){ .B = B, .Tq = T, .Tk = S, .C = C, .NH = m->cfg.NH, .q_stride = C,
+                        .kv_stride = 2 * C, .p = drop_p(m), .base = drop_base(m, v->site) };
 }
 
 static void cross_attn_forward(Model *m, const CrossAttn *v, real *xout, const real *x,
                                int B, int S, int T) {
     Acts *a = m->acts;
     int C = m->cfg.C;
-    layernorm_forward(v->ln, v->lnm, v->lnr, x, v->lnw, v->lnb, B * T, C);
-    matmul_forward(v->q, v->ln, v->qw, v->qb, B * T, C, C);
-    matmul_forward(v->kv, a->e_out, v->kvw, v->kvb, B * S, C, 2 * C);
-    AttnShape s = { .B = B, .Tq = T, .Tk = S, .C = C, .NH = m->cfg.NH, .q_stride = C,
-                     .kv_stride = 2 * C, .p = drop_p(m), .base = drop_base(m, v->site) };
-    attention_forward(v->atty, v->att, v->q, v->kv, v->kv + C, a->src_valid, s);
-    matmul_forward(a->tmp, v->atty, v->projw, v->projb, B * T, C, C);
-    branch_out_forward(m, xout, x, a->tmp, v->site + 1, (size_t)B * T * C);
+    layernorm_forward(v->ln, v->lnm, v->lnr, x, v->w.lnw, v->w.lnb, B * T, C);
+    matmul_forward(v->q, v->ln, v->w.qw, v->w.qb, B * T, C, C);
+    matmul_forward(v->kv, a->e_out, v->w.kvw, v->w.kvb, B * S, C, 2 * C);
+    attention_forward(v->atty, v->att, v->q, v->kv, v->kv + C, a->src_valid,
+                      cross_attn_shape(m, v, B, S, T));
+    matmul_forward(a->branch, v->atty, v->w.projw, v->w.projb, B * T, C, C);
+    branch_out_forward(m, xout, x, a->branch, v->site + 1, (size_t)B * T * C);
 }
 
 // Also accumulates the gradient of the encoder output into a->denc.
 static void cross_attn_backward(Model *m, const CrossAttn *v, const real *x, int B, int S, int T) {
     Acts *a = m->acts;
     int C = m->cfg.C, N = B * T;
-    const real *dy = branch_out_backward(m, v->site + 1, (size_t)N * C);
-    linear_backward(a->tmp, 0, GRAD(m, v->projw), GRAD(m, v->projb), dy, v->atty, v->projw, N, C, C);
-    zero(a->dq, (size_t)N * C);
-    zero(a->dkv, (size_t)B * S * 2 * C);
-    AttnShape s = { .B = B, .Tq = T, .Tk = S, .C = C, .NH = m->cfg.NH, .q_stride = C,
-                     .kv_stride = 2 * C, .p = drop_p(m), .base = drop_base(m, v->site) };
-    attention_backward(a->dq, a->dkv, a->dkv + C, a->datt, a->tmp, v->q, v->kv, v->kv + C, v->att, s);
-    matmul_backward(a->denc, GRAD(m, v->kvw), GRAD(m, v->kvb), a->dkv, a->e_out, v->kvw, B * S, C, 2 * C);
-    linear_backward(a->dln, 0, GRAD(m, v->qw), GRAD(m, v->qb), a->dq, v->ln, v->qw, N, C, C);
-    layernorm_backward(a->dres, GRAD(m, v->lnw), GRAD(m, v->lnb), a->dln, x, v->lnw, v->lnm, v->lnr, N, C);
+    const real *dbranch = branch_out_backward(m, v->site + 1, (size_t)N * C);
+    matmul_backward(a->datty, v->dw.projw, v->dw.projb, dbranch, v->atty, v->w.projw, N, C, C,
+                    OVERWRITE);
+    attention_backward(a->dqkv, a->dkv, a->dkv + C, a->datt, a->datty, v->q, v->kv, v->kv + C,
+                       v->att, cross_attn_shape(m, v, B, S, T), OVERWRITE);
+    matmul_backward(a->denc, v->dw.kvw, v->dw.kvb, a->dkv, a->e_out, v->w.kvw, B * S, C, 2 * C,
+                    ACCUMULATE);   // every layer's keys and values read the encoder output
+    matmul_backward(a->dln, v->dw.qw, v->dw.qb, a->dqkv, v->ln, v->w.qw, N, C, C, OVERWRITE);
+    layernorm_backward(a->dres, v->dw.lnw, v->dw.lnb, a->dln, x, v->w.lnw, v->lnm, v->lnr, N, C,
+                       ACCUMULATE);
 }
 
 static void ffn_forward(Model *m, const FFN *v, real *xout, const real *x, int N) {
     int C = m->cfg.C, F = m->cfg.F;
-    layernorm_forward(v->ln, v->lnm, v->lnr, x, v->lnw, v->lnb, N, C);
-    matmul_forward(v->fch, v->ln, v->fcw, v->fcb, N, C, F);
+    layernorm_forward(v->ln, v->lnm, v->lnr, x, v->w.lnw, v->w.lnb, N, C);
+    matmul_forward(v->fch, v->ln, v->w.fcw, v->w.fcb, N, C, F);
     gelu_forward(v->fchg, v->fch, (size_t)N * F);
-    matmul_forward(v->y, v->fchg, v->fc2w, v->fc2b, N, F, C);
-    branch_out_forward(m, xout, x, v->y, v->site, (size_t)N * C);
+    matmul_forward(v->branch, v->fchg, v->w.fc2w, v->w.fc2b, N, F, C);
+    branch_out_forward(m, xout, x, v->branch, v->site, (size_t)N * C);
 }
 
 static void ffn_backward(Model *m, const FFN *v, const real *x, int N) {
     Acts *a = m->acts;
     int C = m->cfg.C, F = m->cfg.F;
-    const real *dy = branch_out_backward(m, v->site, (size_t)N * C);
-    linear_backward(a->dfchg, 0, GRAD(m, v->fc2w), GRAD(m, v->fc2b), dy, v->fchg, v->fc2w, N, F, C);
-    zero(a->dfch, (size_t)N * F);
-    gelu_backward(a->dfch, v->fch, a->dfchg, (size_t)N * F);
-    linear_backward(a->dln, 0, GRAD(m, v->fcw), GRAD(m, v->fcb), a->dfch, v->ln, v->fcw, N, C, F);
-    layernorm_backward(a->dres, GRAD(m, v->lnw), GRAD(m, v->lnb), a->dln, x, v->lnw, v->lnm, v->lnr, N, C);
+    const real *dbranch = branch_out_backward(m, v->site, (size_t)N * C);
+    matmul_backward(a->dfchg, v->dw.fc2w, v->dw.fc2b, dbranch, v->fchg, v->w.fc2w, N, F, C,
+                    OVERWRITE);
+    gelu_backward(a->dfch, v->fch, a->dfchg, (size_t)N * F, OVERWRITE);
+    matmul_backward(a->dln, v->dw.fcw, v->dw.fcb, a->dfch, v->ln, v->w.fcw, N, C, F, OVERWRITE);
+    layernorm_backward(a->dres, v->dw.lnw, v->dw.lnb, a->dln, x, v->w.lnw, v->lnm, v->lnr, N, C,
+                       ACCUMULATE);
 }
 
 // ----------------------------------------------------------------------------
@@ -839,12 +875,14 @@ static const real *output_weight(Model *m) {
 }
 
 // ----------------------------------------------------------------------------
-// Forward and backward of the whole model.
+// The whole model: the encoder, the decoder, the logits, each forward with its backward
+// beside it. model_backward runs the three backwards in the reverse order.
 
 static void set_tokens(int *dst, unsigned char *valid, const int *src, size_t n) {
     for (size_t i = 0; i < n; i++) { dst[i] = src[i]; valid[i] = src[i] != TOK_PAD; }
 }
 
+// src (B, S) -> e_out (B*S, C)
 static void encoder_forward(Model *m) {
     Acts *a = m->acts;
     int B = m->B, S = m->S, C = m->cfg.C;
@@ -860,8 +898,25 @@ static void encoder_forward(Model *m) {
                       m->params.e_lnfw, m->params.e_lnfb, B * S, C);
 }
 
-// last_only: logits for each row's last position only, (B, V), for generation.
-static void decoder_forward(Model *m, int last_only) {
+// The gradient of e_out (a->denc, gathered by every cross-attention) -> the encoder's
+// weights and the source tokens' embeddings.
+static void encoder_backward(Model *m) {
+    Acts *a = m->acts;
+    int B = m->B, S = m->S, C = m->cfg.C;
+    size_t nS = a->nS * C;
+    layernorm_backward(a->dres, m->grads.e_lnfw, m->grads.e_lnfb, a->denc, a->e_x + m->cfg.Le * nS,
+                       m->params.e_lnfw, a->e_lnfm, a->e_lnfr, B * S, C, OVERWRITE);
+    for (int l = m->cfg.Le - 1; l >= 0; l--) {   // see decoder_backward for a->dres
+        SelfAttn sa = enc_self(m, l);
+        FFN ff = enc_ffn(m, l);
+        ffn_backward(m, &ff, a->e_xmid + l * nS, B * S);
+        self_attn_backward(m, &sa, a->e_x + l * nS, B, S);
+    }
+    tokens_backward(m, a->dres, a->src, B * S);
+}
+
+// tgt_in (B, T) (and e_out) -> d_out (B*T, C)
+static void decoder_forward(Model *m) {
     Acts *a = m->acts;
     int B = m->B, S = m->S, T = m->T, C = m->cfg.C, enc = m->cfg.arch == ARCH_SEQ2SEQ;
     size_t nT = a->nT * C;
@@ -880,15 +935,63 @@ static void decoder_forward(Model *m, int last_only) {
     }
     layernorm_forward(a->d_out, a->d_lnfm, a->d_lnfr, a->d_x + m->cfg.Ld * nT,
                       m->params.d_lnfw, m->params.d_lnfb, B * T, C);
+}
+
+// The gradient of d_out (a->dln, from logits_backward) -> the decoder's weights, the
+// target tokens' embeddings, and (seq2seq) the gradient of e_out in a->denc.
+static void decoder_backward(Model *m) {
+    Acts *a = m->acts;
+    int B = m->B, S = m->S, T = m->T, C = m->cfg.C, enc = m->cfg.arch == ARCH_SEQ2SEQ;
+    size_t nT = a->nT * C;
+    layernorm_backward(a->dres, m->grads.d_lnfw, m->grads.d_lnfb, a->dln, a->d_x + m->cfg.Ld * nT,
+                       m->params.d_lnfw, a->d_lnfm, a->d_lnfr, B * T, C, OVERWRITE);
+    if (enc) zero(a->denc, (size_t)B * S * C);
+    // The residual gradient: x_out = x + branch(x) gives dx = dx_out + (d branch/dx)^T dx_out.
+    // a->dres holds dx_out; each sublayer's backward adds its branch's part into it
+    // (layernorm_backward accumulates) and leaves dx there for the sublayer below.
+    for (int l = m->cfg.Ld - 1; l >= 0; l--) {
+        SelfAttn sa = dec_self(m, l);
+        FFN ff = dec_ffn(m, l);
+        real *x2 = a->d_x2 + l * nT;
+        ffn_backward(m, &ff, enc ? a->d_x3 + l * nT : x2, B * T);
+        if (enc) {
+            CrossAttn ca = dec_cross(m, l);
+            cross_attn_backward(m, &ca, x2, B, S, T);
+        }
+        self_attn_backward(m, &sa, a->d_x + l * nT, B, T);
+    }
+    tokens_backward(m, a->dres, a->tgt_in, B * T);
+}
+
+// logits (B*T, V) = d_out . W^T; last_only: each row's last position only, (B, V), for
+// generation.
+static void logits_forward(Model *m, int last_only) {
+    Acts *a = m->acts;
+    int B = m->B, T = m->T, C = m->cfg.C;
     a->W = output_weight(m);   // built once per step; backward reuses it
     if (last_only) {
         for (int b = 0; b < B; b++)
-            memcpy(a->tmp + (size_t)b * C, a->d_out + ((size_t)b * T + T - 1) * C, (size_t)C * sizeof(real));
-        matmul_forward(a->logits, a->tmp, a->W, NULL, B, C, m->cfg.V);
+            memcpy(a->d_last + (size_t)b * C, a->d_out + ((size_t)b * T + T - 1) * C, (size_t)C * sizeof(real));
+        matmul_forward(a->logits, a->d_last, a->W, NULL, B, C, m->cfg.V);
     } else {
         matmul_forward(a->logits, a->d_out, a->W, NULL, B * T, C, m->cfg.V);
     }
     m->logits = a->logits;
+}
+
+// The probabilities in a->logits -> dlogits (in place), then through logits = d_out . W^T:
+// the gradient of d_out into a->dln, W's into outw, the dense table, or (factorized and
+// tied) a scratch table that embed_table_backward takes back to the factors.
+static void logits_backward(Model *m) {
+    Acts *a = m->acts;
+    const Config *c = &m->cfg;
+    int N = m->B * m->T, C = c->C, V = c->V;
+    crossentropy_backward(a->logits, a->tgt_out, N, V, m->training ? c->label_smoothing : 0.0f);
+    int fact_tied = c->tie && m->emb.kind != EMBED_DENSE;
+    real *dW = !c->tie ? m->grads.outw : fact_tied ? a->dtable : m->grads.embed;
+    if (fact_tied) zero(a->dtable, (size_t)V * C);
+    matmul_backward(a->dln, dW, NULL, a->logits, a->d_out, a->W, N, C, V, OVERWRITE);
+    if (fact_tied) embed_table_backward(m->grads.embed, a->dtable, m->params.embed, &m->emb);
 }
 
 static void carve_or_die(Model *m, int B, int S, int T) {
@@ -910,7 +1013,8 @@ real model_forward(Model *m, const int *src, const int *tgt_in, const int *tgt_o
     if (enc) set_tokens(a->src, a->src_valid, src, (size_t)B * S);
     set_tokens(a->tgt_in, a->tgt_valid, tgt_in, (size_t)B * T);
     if (enc) encoder_forward(m);
-    decoder_forward(m, 0);
+    decoder_forward(m);
+    logits_forward(m, 0);
     m->ntok = 0;
     if (!tgt_out) return 0;
     memcpy(a->tgt_out, tgt_out, (size_t)B * T * sizeof(int));
@@ -918,6 +1022,14 @@ real model_forward(Model *m, const int *src, const int *tgt_in, const int *tgt_o
     return crossentropy_forward(a->rowloss, a->logits, a->tgt_out, B * T, m->cfg.V,
                                 m->training ? m->cfg.label_smoothing : 0.0f);
 }
+
+void model_backward(Model *m) {
+    logits_backward(m);
+    decoder_backward(m);
+    if (m->cfg.arch == ARCH_SEQ2SEQ) encoder_backward(m);
+}
+
+void model_zero_grad(Model *m) { zero(m->grad_mem, m->num_params); }
 
 void model_encode(Model *m, const int *src, int B, int S) {
     carve_or_die(m, B, S, m->cfg.maxT);   // room for every prefix model_decode may get
@@ -933,7 +1045,8 @@ void model_decode(Model *m, const int *tgt_in, int B, int T) {
     }
     m->B = B; m->T = T;
     set_tokens(m->acts->tgt_in, m->acts->tgt_valid, tgt_in, (size_t)B * T);
-    decoder_forward(m, 1);
+    decoder_forward(m);
+    logits_forward(m, 1);
 }
 
 // ----------------------------------------------------------------------------
@@ -959,7 +1072,7 @@ struct Decoder {
     real *ln, *lnm, *lnr;             // (rows_max, C), (rows_max), (rows_max)
     real *qkv;                        // (rows_max, 3C); cross-attention queries use (., C)
     real *att;                        // (rows_max, NH, max(Tmax, S)) attention probabilities
-    real *atty, *y;                   // (rows_max, C) attention output; a branch's output
+    real *atty, *branch;              // (rows_max, C) attention output; a branch's output
     real *fch, *fchg;                 // (rows_max, F)
     real *logits;                     // (rows_max, V)
     real *table;                      // (V, C) the tied factorized output table
@@ -985,7 +1098,7 @@ static int decoder_carve(Model *m, int rows_max, int Tmax, int Bs, int S) {
         {&d->spare, cache}, {&d->ckv, L * Bs * S * 2 * C},
         {&d->x, Rm * C}, {&d->x2, Rm * C}, {&d->x3, Rm * C},
         {&d->ln, Rm * C}, {&d->lnm, Rm}, {&d->lnr, Rm}, {&d->qkv, Rm * 3 * C},
-        {&d->att, Rm * NH * TS}, {&d->atty, Rm * C}, {&d->y, Rm * C},
+        {&d->att, Rm * NH * TS}, {&d->atty, Rm * C}, {&d->branch, Rm * C},
         {&d->fch, Rm * F}, {&d->fchg, Rm * F}, {&d->logits, Rm * V},
         {&d->table, fact_tied * V * C},
     };
@@ -1032,10 +1145,11 @@ void model_decode_begin(Model *m, int R, int rows_max, const int *src_of, int Tm
     for (int r = 0; r < R; r++) d->src_of[r] = src_of ? src_of[r] : r;
     if (enc) {
         memcpy(d->src_valid, m->acts->src_valid, (size_t)Bs * S);
-        for (int l = 0; l < c->Ld; l++)
-            matmul_forward(d->ckv + (size_t)l * Bs * S * 2 * C, m->acts->e_out,
-                           p->d_ckvw + (size_t)l * 2 * C * C, p->d_ckvb + (size_t)l * 2 * C,
+        for (int l = 0; l < c->Ld; l++) {
+            CrossAttnParams w = cross_attn_layer(&p->d_cross, l, C);
+            matmul_forward(d->ckv + (size_t)l * Bs * S * 2 * C, m->acts->e_out, w.kvw, w.kvb,
                            Bs * S, C, 2 * C);
+        }
     }
     d->W = c->tie ? embed_table_forward(d->table, p->embed, &m->emb) : p->outw;
 }
@@ -1043,11 +1157,11 @@ void model_decode_begin(Model *m, int R, int rows_max, const int *src_of, int Tm
 // Self-attention of decoder layer l for the new position of every row.
 static void self_attn_step(Model *m, int l, real *xout, const real *x) {
     struct Decoder *d = m->dec;
-    const Params *p = &m->params;
     int C = m->cfg.C, R = d->R;
     size_t C3 = 3 * (size_t)C;
-    layernorm_forward(d->ln, d->lnm, d->lnr, x, p->d_ln1w + l * C, p->d_ln1b + l * C, R, C);
-    matmul_forward(d->qkv, d->ln, p->d_qkvw + l * C3 * C, p->d_qkvb + l * C3, R, C, 3 * C);
+    SelfAttnParams w = self_attn_layer(&m->params.d_self, l, C);
+    layernorm_forward(d->ln, d->lnm, d->lnr, x, w.lnw, w.lnb, R, C);
+    matmul_forward(d->qkv, d->ln, w.qkvw, w.qkvb, R, C, 3 * C);
     for (int r = 0; r < R; r++) {   // append position t's key and value to the cache
         size_t at = ((size_t)r * d->Tmax + d->t) * C;
         memcpy(d->k[l] + at, d->qkv + r * C3 + C, (size_t)C * sizeof(real));
@@ -1056,23 +1170,23 @@ static void self_attn_step(Model *m, int l, real *xout, const real *x) {
     AttnShape s = { .B = R, .Tq = 1, .Tk = d->t + 1, .C = C, .NH = m->cfg.NH,
                     .q_stride = 3 * C, .kv_stride = C, .kv_rows = d->Tmax };
     attention_forward(d->atty, d->att, d->qkv, d->k[l], d->v[l], d->all_valid, s);
-    matmul_forward(d->y, d->atty, p->d_projw + (size_t)l * C * C, p->d_projb + l * C, R, C, C);
-    residual_add(xout, x, d->y, (size_t)R * C);
+    matmul_forward(d->branch, d->atty, w.projw, w.projb, R, C, C);
+    residual_add(xout, x, d->branch, (size_t)R * C);
 }
 
 // Cross-attention of decoder layer l: row r's query against its sentence's encoding.
 static void cross_attn_step(Model *m, int l, real *xout, const real *x) {
     struct Decoder *d = m->dec;
-    const Params *p = &m->params;
     int C = m->cfg.C, R = d->R;
     const real *ckv = d->ckv + (size_t)l * d->Bs * d->S * 2 * C;
-    layernorm_forward(d->ln, d->lnm, d->lnr, x, p->d_ln2w + l * C, p->d_ln2b + l * C, R, C);
-    matmul_forward(d->qkv, d->ln, p->d_cqw + (size_t)l * C * C, p->d_cqb + l * C, R, C, C);
+    CrossAttnParams w = cross_attn_layer(&m->params.d_cross, l, C);
+    layernorm_forward(d->ln, d->lnm, d->lnr, x, w.lnw, w.lnb, R, C);
+    matmul_forward(d->qkv, d->ln, w.qw, w.qb, R, C, C);
     AttnShape s = { .B = R, .Tq = 1, .Tk = d->S, .C = C, .NH = m->cfg.NH, .q_stride = C,
                     .kv_stride = 2 * C, .kv_batch = d->src_of };
     attention_forward(d->atty, d->att, d->qkv, ckv, ckv + C, d->src_valid, s);
-    matmul_forward(d->y, d->atty, p->d_cprojw + (size_t)l * C * C, p->d_cprojb + l * C, R, C, C);
-    residual_add(xout, x, d->y, (size_t)R * C);
+    matmul_forward(d->branch, d->atty, w.projw, w.projb, R, C, C);
+    residual_add(xout, x, d->branch, (size_t)R * C);
 }
 
 void model_decode_step(Model *m, const int *tok) {
@@ -1088,9 +1202,9 @@ void model_decode_step(Model *m, const int *tok) {
         self_attn_step(m, l, d->x2, d->x);
         const real *x = d->x2;
         if (c->arch == ARCH_SEQ2SEQ) { cross_attn_step(m, l, d->x3, d->x2); x = d->x3; }
-        FFN ff = dec_ffn_weights(m, l);
-        ff.ln = d->ln; ff.lnm = d->lnm; ff.lnr = d->lnr;
-        ff.fch = d->fch; ff.fchg = d->fchg; ff.y = d->y;
+        FFN ff = { .w = ffn_layer(&m->params.d_ffn, l, C, c->F), .ln = d->ln, .lnm = d->lnm,
+                   .lnr = d->lnr, .fch = d->fch, .fchg = d->fchg, .branch = d->branch,
+                   .site = drop_site(1, l, 4) };
         ffn_forward(m, &ff, d->x, x, R);
     }
     layernorm_forward(d->ln, d->lnm, d->lnr, d->x, m->params.d_lnfw, m->params.d_lnfb, R, C);
@@ -1116,50 +1230,6 @@ void model_decode_select(Model *m, const int *from, int R) {
     for (int r = 0; r < R; r++) d->src_tmp[r] = d->src_of[from[r]];
     memcpy(d->src_of, d->src_tmp, (size_t)R * sizeof(int));
     d->R = R;
-}
-
-void model_zero_grad(Model *m) { zero(m->grad_mem, m->num_params); }
-
-void model_backward(Model *m) {
-    Acts *a = m->acts;
-    const Config *c = &m->cfg;
-    int B = m->B, S = m->S, T = m->T, C = c->C, V = c->V, enc = c->arch == ARCH_SEQ2SEQ;
-    size_t nT = a->nT * C, nS = a->nS * C;
-    crossentropy_backward(a->logits, a->tgt_out, B * T, V,
-                          m->training ? c->label_smoothing : 0.0f);
-    // logits = out . W^T: W's gradient goes to the dense table, the factor scratch, or outw
-    int fact_tied = c->tie && m->emb.kind != EMBED_DENSE;
-    real *dW = !c->tie ? m->grads.outw : fact_tied ? a->dtable : m->grads.embed;
-    if (fact_tied) zero(a->dtable, (size_t)V * C);
-    linear_backward(a->dln, 0, dW, NULL, a->logits, a->d_out, a->W, B * T, C, V);
-    if (fact_tied) embed_table_backward(m->grads.embed, a->dtable, m->params.embed, &m->emb);
-    zero(a->dres, (size_t)B * T * C);
-    layernorm_backward(a->dres, m->grads.d_lnfw, m->grads.d_lnfb, a->dln, a->d_x + c->Ld * nT,
-                       m->params.d_lnfw, a->d_lnfm, a->d_lnfr, B * T, C);
-    if (enc) zero(a->denc, (size_t)B * S * C);
-    for (int l = c->Ld - 1; l >= 0; l--) {
-        SelfAttn sa = dec_self(m, l);
-        FFN ff = dec_ffn(m, l);
-        real *x2 = a->d_x2 + l * nT;
-        ffn_backward(m, &ff, enc ? a->d_x3 + l * nT : x2, B * T);
-        if (enc) {
-            CrossAttn ca = dec_cross(m, l);
-            cross_attn_backward(m, &ca, x2, B, S, T);
-        }
-        self_attn_backward(m, &sa, a->d_x + l * nT, B, T);
-    }
-    tokens_backward(m, a->dres, a->tgt_in, B * T);
-    if (!enc) return;
-    zero(a->dres, (size_t)B * S * C);
-    layernorm_backward(a->dres, m->grads.e_lnfw, m->grads.e_lnfb, a->denc, a->e_x + c->Le * nS,
-                       m->params.e_lnfw, a->e_lnfm, a->e_lnfr, B * S, C);
-    for (int l = c->Le - 1; l >= 0; l--) {
-        SelfAttn sa = enc_self(m, l);
-        FFN ff = enc_ffn(m, l);
-        ffn_backward(m, &ff, a->e_xmid + l * nS, B * S);
-        self_attn_backward(m, &sa, a->e_x + l * nS, B, S);
-    }
-    tokens_backward(m, a->dres, a->src, B * S);
 }
 
 // ----------------------------------------------------------------------------

@@ -9,6 +9,7 @@
 
 #include "common.h"
 #include "embed_factor.h"
+#include "matmul.h"   // WriteMode
 
 enum { ARCH_SEQ2SEQ = 0, ARCH_LM = 1 };
 
@@ -31,40 +32,58 @@ void config_default(Config *c);
 // Checks sizes; returns non-zero with a one-line message naming the problem and fix.
 int config_check(const Config *c, char *err);
 
+// The weights of one kind of sublayer, stacked over the L layers of its stack (shapes
+// below); model.c slices them to one layer, and the same structs then hold that layer's
+// weights or their gradients ((C), (3C, C), ...).
+typedef struct {              // self-attention: proj(attention(qkv(LayerNorm(x))))
+    real *lnw, *lnb;          // (L, C)
+    real *qkvw, *qkvb;        // (L, 3C, C), (L, 3C)
+    real *projw, *projb;      // (L, C, C), (L, C)
+} SelfAttnParams;
+typedef struct {              // cross-attention: queries from LayerNorm(x), keys and
+    real *lnw, *lnb;          // (L, C)             values from the encoder output
+    real *qw, *qb;            // (L, C, C), (L, C)
+    real *kvw, *kvb;          // (L, 2C, C), (L, 2C)
+    real *projw, *projb;      // (L, C, C), (L, C)
+} CrossAttnParams;
+typedef struct {              // feed-forward: fc2(gelu(fc1(LayerNorm(x))))
+    real *lnw, *lnb;          // (L, C)
+    real *fcw, *fcb;          // (L, F, C), (L, F)
+    real *fc2w, *fc2b;        // (L, C, F), (L, C)
+} FFNParams;
+
 // Named pointers into the one parameter buffer (and, with the same layout, into the
-// gradient and AdamW buffers). Layer tensors are stacked: e_qkvw is (Le, 3C, C).
+// gradient buffer). model.c's layout_params lists every tensor, with its name.
 typedef struct {
-    real *embed;                  // embedding parameter block (see embed_factor.h)
-    real *outw;                   // (V, C) untied output projection, else NULL
-    // encoder
-    real *e_ln1w, *e_ln1b;        // (Le, C)
-    real *e_qkvw, *e_qkvb;        // (Le, 3C, C), (Le, 3C)
-    real *e_projw, *e_projb;      // (Le, C, C), (Le, C)
-    real *e_ln2w, *e_ln2b;        // (Le, C)
-    real *e_fcw, *e_fcb;          // (Le, F, C), (Le, F)
-    real *e_fc2w, *e_fc2b;        // (Le, C, F), (Le, C)
-    real *e_lnfw, *e_lnfb;        // (C) final encoder LN
-    // decoder
-    real *d_ln1w, *d_ln1b;        // (Ld, C)
-    real *d_qkvw, *d_qkvb;        // (Ld, 3C, C), (Ld, 3C)  causal self-attention
-    real *d_projw, *d_projb;      // (Ld, C, C), (Ld, C)
-    real *d_ln2w, *d_ln2b;        // (Ld, C)                (seq2seq only, as all d_c*)
-    real *d_cqw, *d_cqb;          // (Ld, C, C), (Ld, C)    cross-attention queries
-    real *d_ckvw, *d_ckvb;        // (Ld, 2C, C), (Ld, 2C)  cross-attention keys, values
-    real *d_cprojw, *d_cprojb;    // (Ld, C, C), (Ld, C)
-    real *d_ln3w, *d_ln3b;        // (Ld, C)
-    real *d_fcw, *d_fcb;          // (Ld, F, C), (Ld, F)
-    real *d_fc2w, *d_fc2b;        // (Ld, C, F), (Ld, C)
-    real *d_lnfw, *d_lnfb;        // (C) final decoder LN
+    real *embed;              // embedding parameter block (see embed_factor.h)
+    real *outw;               // (V, C) untied output projection, else NULL
+    SelfAttnParams e_self;    // encoder, L = Le
+    FFNParams e_ffn;
+    real *e_lnfw, *e_lnfb;    // (C) final encoder LN
+    SelfAttnParams d_self;    // decoder, L = Ld: causal self-attention
+    CrossAttnParams d_cross;  // seq2seq only
+    FFNParams d_ffn;
+    real *d_lnfw, *d_lnfb;    // (C) final decoder LN
 } Params;
 
-// One tensor of the parameter buffer, for checkpoints, tests and weight decay.
+// How a tensor is initialized (model_init); explicit, not guessed from its name.
+typedef enum {
+    INIT_EMBED,     // the embedding block: embed_init (embed_factor.c)
+    INIT_ZERO,      // biases, LayerNorm biases
+    INIT_ONE,       // LayerNorm gains
+    INIT_NORMAL,    // N(0, 0.02^2)
+    INIT_RESIDUAL,  // N(0, (0.02 / sqrt(2 (Le + Ld)))^2): the last linear of a residual branch
+    INIT_OUTPUT,    // N(0, 1/C), as the embedding rows: the untied output projection
+} InitKind;
+
+// One tensor of the parameter buffer, for checkpoints, tests, init and weight decay.
 typedef struct {
     char name[64];       // e.g. "encoder.attn.qkv.weight", "embed.weight"
     size_t offset;       // into the parameter buffer
     size_t numel;
     int ndim, shape[4];
     int decay;           // AdamW weight decay applies (not to LN gains and biases)
+    InitKind init;
 } TensorInfo;
 #define MAX_TENSORS 64
 
@@ -139,18 +158,19 @@ void model_adamw(Model *m, float lr, float beta1, float beta2, float eps,
                  float weight_decay, int t);
 
 // ----------------------------------------------------------------------------
-// The layers, exposed for the tests. Backward functions accumulate into d* outputs.
+// The layers, exposed for the tests. Backward functions add into the gradients of
+// parameters (dw, db) and write dinp (dq, dk, dv) as mode says (see matmul.h).
 void layernorm_forward(real *out, real *mean, real *rstd, const real *inp,
                        const real *w, const real *b, int N, int C);
 void layernorm_backward(real *dinp, real *dw, real *db, const real *dout,
                         const real *inp, const real *w, const real *mean,
-                        const real *rstd, int N, int C);
+                        const real *rstd, int N, int C, WriteMode mode);
 void matmul_forward(real *out, const real *inp, const real *w, const real *b,
                     int N, int IC, int OC);
 void matmul_backward(real *dinp, real *dw, real *db, const real *dout,
-                     const real *inp, const real *w, int N, int IC, int OC);
+                     const real *inp, const real *w, int N, int IC, int OC, WriteMode mode);
 void gelu_forward(real *out, const real *inp, size_t N);
-void gelu_backward(real *dinp, const real *inp, const real *dout, size_t N);
+void gelu_backward(real *dinp, const real *inp, const real *dout, size_t N, WriteMode mode);
 void dropout_apply(real *out, const real *inp, size_t N, float p, uint64_t base);
 typedef struct {
     int B, Tq, Tk, C, NH;
@@ -168,7 +188,7 @@ void attention_forward(real *out, real *att, const real *q, const real *k, const
                        const unsigned char *key_valid, AttnShape a);
 void attention_backward(real *dq, real *dk, real *dv, real *datt, const real *dout,
                         const real *q, const real *k, const real *v, const real *att,
-                        AttnShape a);
+                        AttnShape a, WriteMode mode);
 real crossentropy_forward(real *rowloss, real *logits, const int *targets, int N, int V,
                           float eps);
 void crossentropy_backward(real *probs, const int *targets, int N, int V, float eps);

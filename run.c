@@ -329,6 +329,9 @@ static int fit_setup(const FitOptions *o, Dataset *d, Config *cfg, Model *m, Bat
     if (o->warmup < 0) BAD("--warmup %d must be >= 0", o->warmup);
     if (!(o->weight_decay >= 0)) BAD("--weight-decay %g must be >= 0", o->weight_decay);
     if (!(o->clip >= 0)) BAD("--clip %g must be >= 0 (0 turns clipping off)", o->clip);
+    if (!(o->beta1 >= 0 && o->beta1 < 1)) BAD("--beta1 %g must be in [0, 1)", o->beta1);
+    if (!(o->beta2 >= 0 && o->beta2 < 1)) BAD("--beta2 %g must be in [0, 1)", o->beta2);
+    if (!(o->eps > 0)) BAD("--eps %g must be > 0", o->eps);
     if (o->batch_tokens < 1) BAD("--batch-tokens %d must be at least 1", o->batch_tokens);
     if (o->eval_every < 0) BAD("--eval-every %d must be >= 0", o->eval_every);
     if (o->keep_checkpoints < 0 || o->keep_checkpoints > 1000)
@@ -401,6 +404,9 @@ void fit_defaults(FitOptions *o) {
     o->warmup = 200;
     o->weight_decay = 0.01f;
     o->clip = 1.0f;
+    o->beta1 = 0.9f;
+    o->beta2 = 0.98f;
+    o->eps = 1e-9f;
     o->seed = 1;
     o->eval_every = 100;
     o->eval_batches = 200;
@@ -411,16 +417,8 @@ void fit_defaults(FitOptions *o) {
 // ----------------------------------------------------------------------------
 // learning rate and validation
 
-// Linear warmup over the first `warmup` steps or the first 10% of the budget, whichever
-// ends first, then cosine decay from lr to lr/10 at the end of the budget. p is the
-// fraction of the budget used (steps or time). warm_end remembers where warmup ended.
-typedef struct {
-    float lr;
-    int warmup;
-    double warm_end;   // p at the end of warmup, -1 before
-} Schedule;
-
-static float schedule_lr(Schedule *s, long step, double p) {
+// (see run.h) warm_end remembers where warmup ended.
+float schedule_lr(Schedule *s, long step, double p) {
     if (s->warm_end < 0) {
         double w = s->warmup > 0 ? (double)step / s->warmup : 1.0;
         if (p / 0.1 > w) w = p / 0.1;
@@ -520,10 +518,11 @@ static int write_summary(const FitOptions *o, const Config *c, const FitResult *
     fprintf(f, "  \"training\": {\"data\": ");
     json_string(f, o->data_dir);
     fprintf(f, ", \"steps\": %ld, \"minutes\": %g, \"batch_tokens\": %d, \"lr\": %g, "
-            "\"warmup\": %d, \"weight_decay\": %g, \"clip\": %g, \"seed\": %llu, "
+            "\"warmup\": %d, \"weight_decay\": %g, \"clip\": %g, \"beta1\": %g, "
+            "\"beta2\": %g, \"eps\": %g, \"seed\": %llu, \"eval_batches\": %d, "
             "\"threads\": %d},\n", o->minutes > 0 ? 0 : o->steps, o->minutes,
-            o->batch_tokens, o->lr, o->warmup, o->weight_decay, o->clip,
-            (unsigned long long)o->seed, o->threads);
+            o->batch_tokens, o->lr, o->warmup, o->weight_decay, o->clip, o->beta1, o->beta2,
+            o->eps, (unsigned long long)o->seed, o->eval_batches, o->threads);
     fprintf(f, "  \"params\": {\"total\": %zu, \"embedding\": %zu, \"dense_embedding\": %zu,"
             " \"embedding_compression\": %.4g},\n", r->params, r->embed_params,
             (size_t)c->V * (size_t)c->C, r->compression);
@@ -703,7 +702,7 @@ int fit_run(const FitOptions *o, FitResult *r, char *err) {
         model_backward(&m);
         double norm = model_grad_norm(&m);
         if (o->clip > 0) model_clip_grads(&m, norm, o->clip);
-        model_adamw(&m, lr, 0.9f, 0.98f, 1e-9f, o->weight_decay, (int)step);
+        model_adamw(&m, lr, o->beta1, o->beta2, o->eps, o->weight_decay, (int)step);
         train_time += seconds_since(ts);
         batches++;
         tokens += b.ntok;

@@ -24,6 +24,7 @@ typedef struct {
     float lr;                // peak learning rate
     int warmup;              // steps (at most 10% of the budget)
     float weight_decay, clip; // clip 0: no clipping
+    float beta1, beta2, eps;  // AdamW's moment decays and denominator epsilon
     uint64_t seed;           // initialization, dropout and data order
     int eval_every;          // steps between validations (0: only at the end)
     int eval_batches;        // validation batches per evaluation at most
@@ -46,6 +47,17 @@ typedef struct {
 } FitResult;
 
 void fit_defaults(FitOptions *o);
+
+// The learning rate of a step: linear warmup over the first `warmup` steps or the first
+// 10% of the budget, whichever ends first, then cosine decay from lr to lr/10 at the end
+// of the budget. p is the fraction of the budget used before the step (steps or time).
+typedef struct {
+    float lr;
+    int warmup;
+    double warm_end;   // p at the end of warmup, -1 before
+} Schedule;
+float schedule_lr(Schedule *s, long step, double p);
+
 // Everything fit_run would refuse, checked without training or writing.
 int fit_check(const FitOptions *o, char *err);
 // Trains, writing the run directory. Returns 0 (also when interrupted, see

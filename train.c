@@ -167,6 +167,9 @@ static void print_fit_flags(void) {
 "  --warmup N              warmup steps (default %d; at most 10%% of the budget)\n"
 "  --weight-decay W        AdamW, decoupled, not on gains and biases (default %g)\n"
 "  --clip G                gradient norm clip, 0 = off (default %g)\n"
+"  --beta1 B1, --beta2 B2  AdamW's decay of the gradient's mean and of its square\n"
+"                          (defaults %g, %g)\n"
+"  --eps E                 AdamW's epsilon in m / (sqrt(v) + E) (default %g)\n"
 "  --seed S                initialization, dropout and data order (default %llu)\n"
 "  --eval-every N          validate and save every N steps, 0 = only at the end\n"
 "                          (default %d); validation: no dropout, no label smoothing,\n"
@@ -181,7 +184,7 @@ static void print_fit_flags(void) {
 "  --threads N             OpenMP threads (default: all cores)\n",
         d.steps, c->C, c->Le, c->NH, c->F, c->embed, c->tie ? "tied" : "untied",
         c->dropout, c->label_smoothing, d.batch_tokens, d.lr, d.warmup, d.weight_decay,
-        d.clip, (unsigned long long)d.seed, d.eval_every, d.eval_batches,
+        d.clip, d.beta1, d.beta2, d.eps, (unsigned long long)d.seed, d.eval_every, d.eval_batches,
         d.bleu_sentences, d.bleu_beam);
 }
 
@@ -406,6 +409,9 @@ static int fit_flag(FitOptions *o, int *budget_flags, int argc, char **argv, int
     else if (!strcmp(a, "--warmup")) o->warmup = int_value(argc, argv, i);
     else if (!strcmp(a, "--weight-decay")) o->weight_decay = (float)num_value(argc, argv, i);
     else if (!strcmp(a, "--clip")) o->clip = (float)num_value(argc, argv, i);
+    else if (!strcmp(a, "--beta1")) o->beta1 = (float)num_value(argc, argv, i);
+    else if (!strcmp(a, "--beta2")) o->beta2 = (float)num_value(argc, argv, i);
+    else if (!strcmp(a, "--eps")) o->eps = (float)num_value(argc, argv, i);
     else if (!strcmp(a, "--seed")) o->seed = (uint64_t)long_value(argc, argv, i);
     else if (!strcmp(a, "--eval-every")) o->eval_every = int_value(argc, argv, i);
     else if (!strcmp(a, "--keep-checkpoints")) o->keep_checkpoints = int_value(argc, argv, i);

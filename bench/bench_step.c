@@ -106,19 +106,19 @@ int main(int argc, char **argv) {
                  matmul_forward(y, x, w, NULL, N, C, F); matmul_forward(y, x, w, NULL, N, F, C); });
     TIME(mf_c, { matmul_forward(y, x, w, NULL, N, C, C); matmul_forward(y, x, w, NULL, N, C, 2 * C);
                  matmul_forward(y, x, w, NULL, N, C, C); });
-    TIME(mb_l, { matmul_backward(x, dw, NULL, y, x, w, N, C, 3 * C); matmul_backward(x, dw, NULL, y, x, w, N, C, C);
-                 matmul_backward(x, dw, NULL, y, x, w, N, C, F); matmul_backward(x, dw, NULL, y, x, w, N, F, C); });
-    TIME(mb_c, { matmul_backward(x, dw, NULL, y, x, w, N, C, C); matmul_backward(x, dw, NULL, y, x, w, N, C, 2 * C);
-                 matmul_backward(x, dw, NULL, y, x, w, N, C, C); });
+    TIME(mb_l, { matmul_backward(x, dw, NULL, y, x, w, N, C, 3 * C, ACCUMULATE); matmul_backward(x, dw, NULL, y, x, w, N, C, C, ACCUMULATE);
+                 matmul_backward(x, dw, NULL, y, x, w, N, C, F, ACCUMULATE); matmul_backward(x, dw, NULL, y, x, w, N, F, C, ACCUMULATE); });
+    TIME(mb_c, { matmul_backward(x, dw, NULL, y, x, w, N, C, C, ACCUMULATE); matmul_backward(x, dw, NULL, y, x, w, N, C, 2 * C, ACCUMULATE);
+                 matmul_backward(x, dw, NULL, y, x, w, N, C, C, ACCUMULATE); });
     TIME(lf, matmul_forward(y, x, w, NULL, N, C, V));
-    TIME(lb, matmul_backward(x, dw, NULL, y, x, w, N, C, V));
+    TIME(lb, matmul_backward(x, dw, NULL, y, x, w, N, C, V, ACCUMULATE));
     TIME(ce, { crossentropy_forward(x, y, tg, N, V, 0.1f); crossentropy_backward(y, tg, N, V, 0.1f); });
     TIME(af, attention_forward(x, att, qkv, qkv + C, qkv + 2 * C, valid, as));
-    TIME(ab, attention_backward(dq, dq + C, dq + 2 * C, y, x, qkv, qkv + C, qkv + 2 * C, att, as));
+    TIME(ab, attention_backward(dq, dq + C, dq + 2 * C, y, x, qkv, qkv + C, qkv + 2 * C, att, as, ACCUMULATE));
     TIME(lnf, layernorm_forward(y, mean, rstd, x, g, g, N, C));
-    TIME(lnb, layernorm_backward(y, dw, dw, x, x, g, mean, rstd, N, C));
+    TIME(lnb, layernorm_backward(y, dw, dw, x, x, g, mean, rstd, N, C, ACCUMULATE));
     TIME(gf, gelu_forward(y, x, (size_t)N * F));
-    TIME(gb, gelu_backward(y, x, x, (size_t)N * F));
+    TIME(gb, gelu_backward(y, x, x, (size_t)N * F, ACCUMULATE));
     int nln = 2 * L + cfg.Ld + 2, natt = L + cfg.Ld;
     struct { const char *name; double sec; } k[] = {
         {"matmul fwd (layers)", mf_l * L + mf_c * cfg.Ld}, {"matmul bwd (layers)", mb_l * L + mb_c * cfg.Ld},

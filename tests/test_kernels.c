@@ -27,7 +27,7 @@ static void test_gelu(void) {
           *one = malloc(N * sizeof(float));
     for (int i = 0; i < N; i++) { x[i] = -30 + 60.0f * i / (N - 1); one[i] = 1; }
     gelu_forward(y, x, N);
-    gelu_backward(d, x, one, N);
+    gelu_backward(d, x, one, N, OVERWRITE);
     double wf = 0, wb = 0;
     for (int i = 0; i < N; i++) {
         wf = fmax(wf, fabs(y[i] - gelu_ref(x[i])) / (1 + fabs(gelu_ref(x[i]))));

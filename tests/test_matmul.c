@@ -12,7 +12,7 @@
 #include <omp.h>
 #endif
 
-typedef void (*mm_fn)(real *, const real *, const real *, int, int, int, int, int, int, int);
+typedef void (*mm_fn)(real *, const real *, const real *, int, int, int, int, int, int, WriteMode);
 
 static const struct { const char *name; mm_fn fast, ref; int a_t, b_t; } ops[] = {
     {"mm_nt", mm_nt, mm_nt_ref, 0, 1}, // A [M,K], B [N,K]
@@ -49,7 +49,7 @@ static void test_hand_computed(void) {
             const real *a = ops[o].a_t ? a_t : a_n, *b = ops[o].b_t ? b_t : b_n;
             int lda = ops[o].a_t ? 2 : 3, ldb = ops[o].b_t ? 3 : 2;
             mm_fn fn = fast ? ops[o].fast : ops[o].ref;
-            fn(c, a, b, 2, 2, 3, lda, ldb, 2, 1); // accumulate onto ones
+            fn(c, a, b, 2, 2, 3, lda, ldb, 2, ACCUMULATE); // onto ones
             int ok = 1;
             for (int i = 0; i < 4; i++) ok &= c[i] == want[i] + 1;
             char name[64];

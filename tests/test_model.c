@@ -83,18 +83,22 @@ static void test_layernorm(void) {
     fill(c.inp, N * C, 1.0); fill(c.w, C, 1.0); fill(c.b, C, 1.0); fill(c.R, N * C, 1.0);
     real *dinp = alloc(N * C), *dw = alloc(C), *db = alloc(C);
     ln_loss(&c);
-    layernorm_backward(dinp, dw, db, c.R, c.inp, c.w, c.mean, c.rstd, N, C);
+    layernorm_backward(dinp, dw, db, c.R, c.inp, c.w, c.mean, c.rstd, N, C, ACCUMULATE);
     double e1 = fd_check(ln_loss, &c, c.inp, dinp, N * C);
     double e2 = fd_check(ln_loss, &c, c.w, dw, C);
     double e3 = fd_check(ln_loss, &c, c.b, db, C);
     CHECK(e1 < 1e-6 && e2 < 1e-6 && e3 < 1e-6, "layernorm backward vs finite differences",
           "rel err dinp %g dw %g db %g", e1, e2, e3);
-    // backward accumulates
+    // ACCUMULATE adds to dinp, OVERWRITE replaces it
     real *d2 = alloc(N * C); memcpy(d2, dinp, N * C * sizeof(real));
-    layernorm_backward(dinp, dw, db, c.R, c.inp, c.w, c.mean, c.rstd, N, C);
+    layernorm_backward(dinp, dw, db, c.R, c.inp, c.w, c.mean, c.rstd, N, C, ACCUMULATE);
     double worst = 0;
     for (int i = 0; i < N * C; i++) worst = fmax(worst, fabs(dinp[i] - 2 * d2[i]));
     CHECK(worst < 1e-12, "layernorm backward accumulates", "diff %g", worst);
+    layernorm_backward(dinp, dw, db, c.R, c.inp, c.w, c.mean, c.rstd, N, C, OVERWRITE);
+    worst = 0;
+    for (int i = 0; i < N * C; i++) worst = fmax(worst, fabs(dinp[i] - d2[i]));
+    CHECK(worst < 1e-12, "layernorm backward overwrites", "diff %g", worst);
     free(c.out); free(c.mean); free(c.rstd); free(c.inp); free(c.w); free(c.b); free(c.R);
     free(dinp); free(dw); free(db); free(d2);
 }
@@ -120,7 +124,7 @@ static void test_matmul_layer(void) {
     fill(c.inp, N * IC, 1); fill(c.w, OC * IC, 1); fill(c.b, OC, 1); fill(c.R, N * OC, 1);
     real *di = alloc(N * IC), *dw = alloc(OC * IC), *db = alloc(OC);
     mm_loss(&c);
-    matmul_backward(di, dw, db, c.R, c.inp, c.w, N, IC, OC);
+    matmul_backward(di, dw, db, c.R, c.inp, c.w, N, IC, OC, ACCUMULATE);
     double e1 = fd_check(mm_loss, &c, c.inp, di, N * IC);
     double e2 = fd_check(mm_loss, &c, c.w, dw, OC * IC);
     double e3 = fd_check(mm_loss, &c, c.b, db, OC);
@@ -145,7 +149,7 @@ static void test_gelu_backward(void) {
     GCtx c = { alloc(N), alloc(N), alloc(N), N };
     fill(c.inp, N, 2); fill(c.R, N, 1);
     real *d = alloc(N);
-    gelu_backward(d, c.inp, c.R, N);
+    gelu_backward(d, c.inp, c.R, N, ACCUMULATE);
     double e = fd_check(gelu_loss, &c, c.inp, d, N);
     CHECK(e < 1e-6, "gelu backward vs finite differences", "rel err %g", e);
     free(c.out); free(c.inp); free(c.R); free(d);
@@ -205,7 +209,7 @@ static void test_attention(int causal, int Tq, int Tk, float p, const char *name
     }
     real *dq = alloc(B * Tq * s.q_stride), *dkv = alloc(B * Tk * s.kv_stride), *datt = alloc(B * NH * Tq * Tk);
     attn_loss(&c);
-    attention_backward(dq, dkv, dkv + C, datt, c.R, c.q, c.kv, c.kv + C, c.att, s);
+    attention_backward(dq, dkv, dkv + C, datt, c.R, c.q, c.kv, c.kv + C, c.att, s, ACCUMULATE);
     double e1 = fd_check(attn_loss, &c, c.q, dq, B * Tq * s.q_stride);
     double e2 = fd_check(attn_loss, &c, c.kv, dkv, B * Tk * s.kv_stride);
     // padded keys get no gradient
