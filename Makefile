@@ -1,12 +1,21 @@
 # kronformer: `make` builds ./train, `make test` runs every test, `make bench` the
 # benchmarks. NO_OMP=1 builds without OpenMP; NATIVE=0 without -march=native.
+# USE_MPI=1 builds ./train with mpicc for data-parallel training (dist.h), its objects in
+# build-mpi/ (PROG=NAME names the program otherwise, as tests/test_mpi.sh does).
 CC ?= cc
+BUILD = build
+PROG ?= train
+ifeq ($(USE_MPI),1)
+CC = mpicc
+CFLAGS_MPI = -DUSE_MPI
+BUILD = build-mpi
+endif
 OPT ?= -O3
 CFLAGS ?= $(OPT) -std=c11 -Wall -Wextra -D_POSIX_C_SOURCE=200809L
 # Not -ffast-math (it broke llm.c's GELU): these two change no result, they only tell
 # the compiler that no one reads errno or floating-point exception flags, so that
 # sqrt, exp's range reduction and clamps vectorize.
-CFLAGS += -fno-math-errno -fno-trapping-math
+CFLAGS += -fno-math-errno -fno-trapping-math $(CFLAGS_MPI)
 LDLIBS = -lm
 
 # Probe the compiler rather than assume: -march=native and OpenMP only when accepted.
@@ -23,10 +32,10 @@ CFLAGS += -Wno-unknown-pragmas
 endif
 
 HDR = common.h model.h embed_factor.h tokenizer.h matmul.h data.h checkpoint.h plot.h data/toydata.h \
-      fileio.h prepare.h run.h generate.h compare.h evaluate.h metrics.h
+      fileio.h prepare.h run.h generate.h compare.h evaluate.h metrics.h dist.h
 LIB = model.c embed_factor.c tokenizer.c matmul.c data.c checkpoint.c plot.c data/toydata.c \
-      fileio.c prepare.c run.c generate.c compare.c evaluate.c metrics.c
-OBJ = $(patsubst %.c,build/%.o,$(LIB))
+      fileio.c prepare.c run.c generate.c compare.c evaluate.c metrics.c dist.c
+OBJ = $(patsubst %.c,$(BUILD)/%.o,$(LIB))
 # The model's numerics again in double precision, for the finite-difference tests.
 DOBJ = build/double/model.o build/double/embed_factor.o build/double/matmul.o
 
@@ -36,16 +45,16 @@ TESTS = tests/test_matmul tests/test_tokenizer tests/test_data tests/test_checkp
         tests/test_reference tests/test_reference_f32 tests/test_threads
 
 .PHONY: all test bench clean
-all: train
+all: $(PROG)
 
-build/%.o: %.c $(HDR)
+$(BUILD)/%.o: %.c $(HDR)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c -o $@ $<
 build/double/%.o: %.c $(HDR)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -DKF_DOUBLE -c -o $@ $<
 
-train: train.c $(OBJ) $(HDR)
+$(PROG): train.c $(OBJ) $(HDR)
 	$(CC) $(CFLAGS) -o $@ train.c $(OBJ) $(LDLIBS)
 
 tests/test_embed: tests/test_embed.c tests/check.h build/double/embed_factor.o
@@ -75,4 +84,4 @@ bench/bench_%: bench/bench_%.c $(OBJ)
 	$(CC) $(CFLAGS) -o $@ $< $(OBJ) $(LDLIBS)
 
 clean:
-	rm -rf build train $(TESTS) bench/bench_matmul bench/bench_tokenizer bench/bench_step
+	rm -rf build build-mpi train train-mpi $(TESTS) bench/bench_matmul bench/bench_tokenizer bench/bench_step

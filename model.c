@@ -290,7 +290,8 @@ void attention_backward(real *dq, real *dk, real *dv, real *datt, const real *do
 // Softmax cross-entropy with label smoothing, fused with its backward (as llm.c does):
 // the target distribution is y = (1 - eps) onehot(target) + eps / V, so
 //   loss_i = -sum_v y_v log p_v   and   dlogits_i = (p - y) / n,
-// n = number of non-pad targets. Forward turns logits into probabilities in place and
+// n = number of non-pad targets (backward is told n: data-parallel training averages over
+// the targets of every rank's shard). Forward turns logits into probabilities in place and
 // returns the mean loss; backward turns probabilities into dlogits in place.
 
 real crossentropy_forward(real *rowloss, real *logits, const int *targets, int N, int V,
@@ -320,9 +321,7 @@ real crossentropy_forward(real *rowloss, real *logits, const int *targets, int N
     return n ? (real)(total / n) : 0;
 }
 
-void crossentropy_backward(real *probs, const int *targets, int N, int V, float eps) {
-    int n = 0;
-    for (int i = 0; i < N; i++) n += targets[i] != TOK_PAD;
+void crossentropy_backward(real *probs, const int *targets, int N, int V, float eps, int n) {
     real inv_n = n ? (real)1 / n : 0, off = (real)eps / V;
     #pragma omp parallel for
     for (int i = 0; i < N; i++) {
@@ -636,8 +635,13 @@ void model_free(Model *m) {
 // Each dropout has its own site: (encoder 0 / decoder 1, layer, slot); a sublayer uses
 // slot k for its attention probabilities and k + 1 for its output.
 #define DROP_SITE(stack, l, slot) (((stack) << 24) | ((l) << 4) | (slot))
-static uint64_t drop_base(const Model *m, int site) {
-    return hash64(m->dropout_seed ^ hash64(m->dropout_step)) + hash64((uint64_t)site << 32);
+// A site's masks are keyed by an element's index in the whole batch: row0 * (n / B) plus
+// its index here (n: the site's elements in this batch of B rows), so that a shard of
+// rows (data-parallel training, dist.h) draws the masks its rows get in the whole batch.
+static uint64_t drop_base(const Model *m, int site, size_t n) {
+    size_t per_row = m->B > 0 ? n / (size_t)m->B : 0;
+    return hash64(m->dropout_seed ^ hash64(m->dropout_step)) + hash64((uint64_t)site << 32) +
+           (uint64_t)m->row0 * per_row;
 }
 static float drop_p(const Model *m) { return m->training ? m->cfg.dropout : 0.0f; }
 
@@ -725,7 +729,7 @@ static FFN dec_ffn(const Model *m, int l) {
 
 // Adds a projected branch y to the residual stream, with dropout (applied to y in place).
 static void branch_out_forward(Model *m, real *xout, const real *x, real *y, int site, size_t n) {
-    dropout_apply(y, y, n, drop_p(m), drop_base(m, site));
+    dropout_apply(y, y, n, drop_p(m), drop_base(m, site, n));
     residual_add(xout, x, y, n);
 }
 
@@ -733,7 +737,7 @@ static void branch_out_forward(Model *m, real *xout, const real *x, real *y, int
 // to a->dres (into a->dy), or a->dres itself when dropout is off.
 static const real *branch_out_backward(Model *m, int site, size_t n) {
     if (drop_p(m) <= 0) return m->acts->dres;
-    dropout_apply(m->acts->dy, m->acts->dres, n, drop_p(m), drop_base(m, site));
+    dropout_apply(m->acts->dy, m->acts->dres, n, drop_p(m), drop_base(m, site, n));
     return m->acts->dy;
 }
 
@@ -744,7 +748,7 @@ static void self_attn_forward(Model *m, const SelfAttn *v, real *xout, const rea
     matmul_forward(v->qkv, v->ln, v->qkvw, v->qkvb, N, C, 3 * C);
     AttnShape s = { .B = B, .Tq = T, .Tk = T, .C = C, .NH = m->cfg.NH, .q_stride = 3 * C,
                      .kv_stride = 3 * C, .causal = v->causal, .p = drop_p(m),
-                     .base = drop_base(m, v->site) };
+                     .base = drop_base(m, v->site, (size_t)B * m->cfg.NH * T * T) };
     attention_forward(v->atty, v->att, v->qkv, v->qkv + C, v->qkv + 2 * C, v->valid, s);
     matmul_forward(a->tmp, v->atty, v->projw, v->projb, N, C, C);
     branch_out_forward(m, xout, x, a->tmp, v->site + 1, (size_t)N * C);
@@ -758,7 +762,7 @@ static void self_attn_backward(Model *m, const SelfAttn *v, const real *x, int B
     zero(a->dq, (size_t)N * 3 * C);
     AttnShape s = { .B = B, .Tq = T, .Tk = T, .C = C, .NH = m->cfg.NH, .q_stride = 3 * C,
                      .kv_stride = 3 * C, .causal = v->causal, .p = drop_p(m),
-                     .base = drop_base(m, v->site) };
+                     .base = drop_base(m, v->site, (size_t)B * m->cfg.NH * T * T) };
     attention_backward(a->dq, a->dq + C, a->dq + 2 * C, a->datt, a->tmp,
                        v->qkv, v->qkv + C, v->qkv + 2 * C, v->att, s);
     linear_backward(a->dln, 0, GRAD(m, v->qkvw), GRAD(m, v->qkvb), a->dq, v->ln, v->qkvw, N, C, 3 * C);
@@ -773,7 +777,8 @@ static void cross_attn_forward(Model *m, const CrossAttn *v, real *xout, const r
     matmul_forward(v->q, v->ln, v->qw, v->qb, B * T, C, C);
     matmul_forward(v->kv, a->e_out, v->kvw, v->kvb, B * S, C, 2 * C);
     AttnShape s = { .B = B, .Tq = T, .Tk = S, .C = C, .NH = m->cfg.NH, .q_stride = C,
-                     .kv_stride = 2 * C, .p = drop_p(m), .base = drop_base(m, v->site) };
+                     .kv_stride = 2 * C, .p = drop_p(m),
+                     .base = drop_base(m, v->site, (size_t)B * m->cfg.NH * T * S) };
     attention_forward(v->atty, v->att, v->q, v->kv, v->kv + C, a->src_valid, s);
     matmul_forward(a->tmp, v->atty, v->projw, v->projb, B * T, C, C);
     branch_out_forward(m, xout, x, a->tmp, v->site + 1, (size_t)B * T * C);
@@ -788,7 +793,8 @@ static void cross_attn_backward(Model *m, const CrossAttn *v, const real *x, int
     zero(a->dq, (size_t)N * C);
     zero(a->dkv, (size_t)B * S * 2 * C);
     AttnShape s = { .B = B, .Tq = T, .Tk = S, .C = C, .NH = m->cfg.NH, .q_stride = C,
-                     .kv_stride = 2 * C, .p = drop_p(m), .base = drop_base(m, v->site) };
+                     .kv_stride = 2 * C, .p = drop_p(m),
+                     .base = drop_base(m, v->site, (size_t)B * m->cfg.NH * T * S) };
     attention_backward(a->dq, a->dkv, a->dkv + C, a->datt, a->tmp, v->q, v->kv, v->kv + C, v->att, s);
     matmul_backward(a->denc, GRAD(m, v->kvw), GRAD(m, v->kvb), a->dkv, a->e_out, v->kvw, B * S, C, 2 * C);
     linear_backward(a->dln, 0, GRAD(m, v->qw), GRAD(m, v->qb), a->dq, v->ln, v->qw, N, C, C);
@@ -904,6 +910,8 @@ real model_forward(Model *m, const int *src, const int *tgt_in, const int *tgt_o
     int enc = m->cfg.arch == ARCH_SEQ2SEQ;
     if (!enc) S = 0;
     if (m->training) m->dropout_step++;
+    m->ntok = 0;
+    if (B == 0) { m->B = 0; return 0; }   // an empty shard (dist.h): nothing to compute
     carve_or_die(m, B, S, T);
     Acts *a = m->acts;
     m->B = B; m->S = S; m->T = T;
@@ -911,7 +919,6 @@ real model_forward(Model *m, const int *src, const int *tgt_in, const int *tgt_o
     set_tokens(a->tgt_in, a->tgt_valid, tgt_in, (size_t)B * T);
     if (enc) encoder_forward(m);
     decoder_forward(m, 0);
-    m->ntok = 0;
     if (!tgt_out) return 0;
     memcpy(a->tgt_out, tgt_out, (size_t)B * T * sizeof(int));
     for (int i = 0; i < B * T; i++) m->ntok += tgt_out[i] != TOK_PAD;
@@ -1125,8 +1132,10 @@ void model_backward(Model *m) {
     const Config *c = &m->cfg;
     int B = m->B, S = m->S, T = m->T, C = c->C, V = c->V, enc = c->arch == ARCH_SEQ2SEQ;
     size_t nT = a->nT * C, nS = a->nS * C;
+    if (B == 0) return;   // an empty shard: no gradient
     crossentropy_backward(a->logits, a->tgt_out, B * T, V,
-                          m->training ? c->label_smoothing : 0.0f);
+                          m->training ? c->label_smoothing : 0.0f,
+                          m->loss_tokens ? m->loss_tokens : m->ntok);
     // logits = out . W^T: W's gradient goes to the dense table, the factor scratch, or outw
     int fact_tied = c->tie && m->emb.kind != EMBED_DENSE;
     real *dW = !c->tie ? m->grads.outw : fact_tied ? a->dtable : m->grads.embed;

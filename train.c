@@ -32,6 +32,7 @@
 #include "compare.h"
 #include "evaluate.h"
 #include "metrics.h"
+#include "dist.h"
 
 // ----------------------------------------------------------------------------
 // errors and help
@@ -420,6 +421,7 @@ static void check_budget(int budget_flags) {
 }
 
 static int cmd_fit(int argc, char **argv) {
+    dist_init();   // under mpirun, one of several ranks (make USE_MPI=1); else a no-op
     FitOptions o;
     fit_defaults(&o);
     int budget_flags = 0;
