@@ -42,7 +42,7 @@ DOBJ = build/double/model.o build/double/embed_factor.o build/double/matmul.o
 TESTS = tests/test_matmul tests/test_tokenizer tests/test_data tests/test_checkpoint \
         tests/test_embed tests/test_model tests/test_kernels tests/test_matmul_serial \
         tests/test_decode tests/test_decode_double tests/test_metrics \
-        tests/test_reference tests/test_reference_f32 tests/test_threads
+        tests/test_reference tests/test_reference_f32 tests/test_threads tests/test_dist
 
 .PHONY: all test bench clean
 all: $(PROG)
@@ -71,11 +71,14 @@ tests/test_reference_f32: tests/test_reference.c tests/check.h $(OBJ)
 # The matrix multiply once more without OpenMP: the serial build must agree too.
 tests/test_matmul_serial: tests/test_matmul.c tests/check.h matmul.c matmul.h common.h
 	$(CC) $(filter-out $(OMPFLAGS),$(CFLAGS)) -Wno-unknown-pragmas -o $@ tests/test_matmul.c matmul.c $(LDLIBS)
+tests/weights_diff: tests/weights_diff.c $(OBJ)
+	$(CC) $(CFLAGS) -o $@ $< $(OBJ) $(LDLIBS)
 tests/test_%: tests/test_%.c tests/check.h $(OBJ)
 	$(CC) $(CFLAGS) -o $@ $< $(OBJ) $(LDLIBS)
 
-test: train $(TESTS)
-	@sh tests/run.sh $(TESTS) tests/test_cli.sh
+# tests/test_mpi.sh builds its own ./train-mpi (make USE_MPI=1), or says SKIP without MPI.
+test: train $(TESTS) tests/weights_diff
+	@sh tests/run.sh $(TESTS) tests/test_cli.sh tests/test_mpi.sh
 
 bench: train bench/bench_matmul bench/bench_step
 	@sh bench/run.sh
@@ -84,4 +87,4 @@ bench/bench_%: bench/bench_%.c $(OBJ)
 	$(CC) $(CFLAGS) -o $@ $< $(OBJ) $(LDLIBS)
 
 clean:
-	rm -rf build build-mpi train train-mpi $(TESTS) bench/bench_matmul bench/bench_tokenizer bench/bench_step
+	rm -rf build build-mpi train train-mpi $(TESTS) tests/weights_diff bench/bench_matmul bench/bench_tokenizer bench/bench_step

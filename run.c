@@ -525,19 +525,20 @@ int fit_run(const FitOptions *o, FitResult *r, char *err) {
     char path[PATH_CAP];
     FILE *log = NULL;
     int rc = 1, rank0 = dist_rank() == 0;
-    int failed = fit_setup(o, &d, &cfg, &m, &bt, err);
+    // a rank that fails stops them all (dist.h)
+    if (dist_any_failed(fit_setup(o, &d, &cfg, &m, &bt, err), err)) goto done;
 
     // every input is checked: from here on the run directory is written (log.csv now,
     // tokenizer.bin and model.safetensors at the first checkpoint), by rank 0 alone; the
     // other ranks write their log to /dev/null
+    int failed = rank0 && make_dirs(o->out_dir, err);
     path_join(path, o->out_dir, "log.csv");
-    if (!failed && rank0 && make_dirs(o->out_dir, err)) failed = 1;
     if (!failed && !(log = fopen(rank0 ? path : "/dev/null", "w"))) {
         errorf(err, "cannot write %s; check the permissions of %s", path,
                  o->out_dir);
         failed = 1;
     }
-    if (dist_any_failed(failed, err)) goto done;   // a rank that failed stops them all
+    if (dist_any_failed(failed, err)) goto done;
     model_init(&m, o->seed);
     m.dropout_seed = o->seed;
     fprintf(log, "step,epoch,tokens,lr,train_loss,val_loss,grad_norm,tokens_per_s,seconds\n");
@@ -635,7 +636,7 @@ int fit_run(const FitOptions *o, FitResult *r, char *err) {
         fprintf(log, "%ld,%.4f,%ld,%.6g,%.8f,", step, (double)batches /
                 batcher_num_batches(bt), tokens, lr, loss);
         if (evaluated) fprintf(log, "%.8f", val);
-        fprintf(log, ",%.4f,%.1f,%.3f\n", norm, tok_s, seconds_since(t0));
+        fprintf(log, ",%.6f,%.1f,%.3f\n", norm, tok_s, seconds_since(t0));
         fflush(log);
         double eta = budget > 0 ? budget - elapsed
                                 : elapsed / (double)step * (double)(o->steps - step);
