@@ -93,16 +93,46 @@ void dist_sum(double *x, int n) {
 #endif
 }
 
+#ifdef USE_MPI
+enum { MAX_PENDING = 64 };
+static MPI_Request pending[MAX_PENDING];   // the sums started and not yet waited for
+static int npending = 0;
+
+// Starts summing grad[0..n) over the ranks, in place, without waiting; then lets MPI
+// advance the sums already started (OpenMPI moves them only inside MPI calls).
+static void start_sum(real *grad, size_t n) {
+    double t0 = seconds_now();
+    const size_t chunk = (size_t)1 << 30;   // MPI counts are ints
+    for (size_t i = 0; i < n; i += chunk) {
+        if (npending == MAX_PENDING) {
+            MPI_Waitall(npending, pending, MPI_STATUSES_IGNORE);
+            npending = 0;
+        }
+        size_t k = n - i < chunk ? n - i : chunk;
+        MPI_Iallreduce(MPI_IN_PLACE, grad + i, (int)k, MPI_REAL_TYPE, MPI_SUM,
+                       MPI_COMM_WORLD, &pending[npending++]);
+    }
+    int done;
+    MPI_Testall(npending, pending, &done, MPI_STATUSES_IGNORE);
+    reduce_seconds += seconds_since(t0);
+}
+#endif
+
+void dist_overlap(Model *m) {
+#ifdef USE_MPI
+    if (size_ > 1) m->grads_final = start_sum;
+#else
+    (void)m;
+#endif
+}
+
 void dist_sum_grads(Model *m) {
 #ifdef USE_MPI
     if (size_ == 1) return;
+    if (!m->grads_final) start_sum(m->grad_mem, m->num_params);   // one sum, after backward
     double t0 = seconds_now();
-    const size_t chunk = (size_t)1 << 30;   // MPI counts are ints
-    for (size_t i = 0; i < m->num_params; i += chunk) {
-        size_t n = m->num_params - i < chunk ? m->num_params - i : chunk;
-        MPI_Allreduce(MPI_IN_PLACE, m->grad_mem + i, (int)n, MPI_REAL_TYPE, MPI_SUM,
-                      MPI_COMM_WORLD);
-    }
+    MPI_Waitall(npending, pending, MPI_STATUSES_IGNORE);
+    npending = 0;
     reduce_seconds += seconds_since(t0);
 #else
     (void)m;

@@ -27,11 +27,17 @@ int dist_shard(const Batch *g, Batch *shard);
 
 // x[0..n) summed over the ranks, in place, in double.
 void dist_sum(double *x, int n);
-// The gradient buffer summed over the ranks, in place: one all-reduce. Each rank's
-// backward averaged over the targets of the whole batch (Model.loss_tokens), so the sum is
-// the gradient of the batch's mean loss.
+// Overlap: sets m->grads_final, so that model_backward starts the sum over the ranks of
+// each stack's gradients (a non-blocking all-reduce) as soon as they are final, while the
+// layers below still run: the decoder's, then the encoder's, then the embedding's.
+void dist_overlap(Model *m);
+// The gradient buffer summed over the ranks, in place: waits for the sums that backward
+// started (dist_overlap), else sums it all in one all-reduce. Each rank's backward
+// averaged over the targets of the whole batch (Model.loss_tokens), so the sum is the
+// gradient of the batch's mean loss.
 void dist_sum_grads(Model *m);
-// Seconds spent in dist_sum_grads so far.
+// Seconds spent starting and waiting for gradient sums so far: the time the reduction
+// adds to a step (with overlap, the part that backward did not hide).
 double dist_reduce_seconds(void);
 
 // Every rank says whether it failed (its message in err). If any did, every rank returns

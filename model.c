@@ -1127,12 +1127,26 @@ void model_decode_select(Model *m, const int *from, int R) {
 
 void model_zero_grad(Model *m) { zero(m->grad_mem, m->num_params); }
 
+// Model.grads_final of the gradients [from, to) of grad_mem.
+static void grads_final(Model *m, real *from, real *to) {
+    if (m->grads_final) m->grads_final(from, (size_t)(to - from));
+}
+
 void model_backward(Model *m) {
     Acts *a = m->acts;
     const Config *c = &m->cfg;
     int B = m->B, S = m->S, T = m->T, C = c->C, V = c->V, enc = c->arch == ARCH_SEQ2SEQ;
+    // grad_mem holds the embedding (and an untied output projection), then the encoder's
+    // tensors, then the decoder's; each stack's are final after its first layer's
+    // backward, the embedding's last
+    real *dec = m->grads.d_ln1w, *first = enc ? m->grads.e_ln1w : dec;
+    if (B == 0) {   // an empty shard: no gradient, but the same final ranges as the others
+        grads_final(m, dec, m->grad_mem + m->num_params);
+        if (enc) grads_final(m, first, dec);
+        grads_final(m, m->grad_mem, first);
+        return;
+    }
     size_t nT = a->nT * C, nS = a->nS * C;
-    if (B == 0) return;   // an empty shard: no gradient
     crossentropy_backward(a->logits, a->tgt_out, B * T, V,
                           m->training ? c->label_smoothing : 0.0f,
                           m->loss_tokens ? m->loss_tokens : m->ntok);
@@ -1156,9 +1170,10 @@ void model_backward(Model *m) {
             cross_attn_backward(m, &ca, x2, B, S, T);
         }
         self_attn_backward(m, &sa, a->d_x + l * nT, B, T);
+        grads_final(m, dec, l == 0 ? m->grad_mem + m->num_params : dec);
     }
     tokens_backward(m, a->dres, a->tgt_in, B * T);
-    if (!enc) return;
+    if (!enc) { grads_final(m, m->grad_mem, first); return; }
     zero(a->dres, (size_t)B * S * C);
     layernorm_backward(a->dres, m->grads.e_lnfw, m->grads.e_lnfb, a->denc, a->e_x + c->Le * nS,
                        m->params.e_lnfw, a->e_lnfm, a->e_lnfr, B * S, C);
@@ -1167,8 +1182,10 @@ void model_backward(Model *m) {
         FFN ff = enc_ffn(m, l);
         ffn_backward(m, &ff, a->e_xmid + l * nS, B * S);
         self_attn_backward(m, &sa, a->e_x + l * nS, B, S);
+        grads_final(m, first, l == 0 ? dec : first);
     }
     tokens_backward(m, a->dres, a->src, B * S);
+    grads_final(m, m->grad_mem, first);
 }
 
 // ----------------------------------------------------------------------------

@@ -88,12 +88,17 @@ typedef struct {
     uint64_t dropout_seed;        // masks are a hash of (seed, step, site, index)
     uint64_t dropout_step;        // advanced by every training forward
     int ntok;                     // non-pad targets of the last loss
+    real *logits;                 // (B, T, V) of the last forward
     // Data-parallel training (dist.h) runs each rank on a shard of the rows of a batch:
     int row0;                     // the shard's first row in the batch (dropout masks are
                                   // keyed by the row in the batch); 0 otherwise
     int loss_tokens;              // the targets of the whole batch: the loss gradient is of
                                   // its mean over them; 0: over this batch's ntok
-    real *logits;                 // (B, T, V) of the last forward
+    // Called by model_backward after each layer with the gradients that have just become
+    // final, grad[0..n) (n = 0: none yet; the tensors are stacked over layers, so a
+    // stack's are final after its last layer), that they may be summed over the ranks
+    // while backward goes on; NULL: not called.
+    void (*grads_final)(real *grad, size_t n);
 } Model;
 
 // Builds the model for cfg (parameters allocated, not initialized).

@@ -332,6 +332,7 @@ void fit_defaults(FitOptions *o) {
     o->eval_batches = 200;
     o->bleu_sentences = 2000;
     o->bleu_beam = 5;
+    o->overlap = 1;
 }
 
 // ----------------------------------------------------------------------------
@@ -541,6 +542,7 @@ int fit_run(const FitOptions *o, FitResult *r, char *err) {
     if (dist_any_failed(failed, err)) goto done;
     model_init(&m, o->seed);
     m.dropout_seed = o->seed;
+    if (o->overlap) dist_overlap(&m);
     fprintf(log, "step,epoch,tokens,lr,train_loss,val_loss,grad_norm,tokens_per_s,seconds\n");
 
     size_t dense = (size_t)cfg.V * (size_t)cfg.C;
@@ -670,8 +672,9 @@ int fit_run(const FitOptions *o, FitResult *r, char *err) {
            r->tokens_per_s, r->first_train_loss, r->final_train_loss, r->best_val_loss,
            r->val_ppl, r->peak_rss_mb, r->interrupted ? ", interrupted" : "");
     if (dist_size() > 1)
-        printf("fit: %d ranks; the gradient all-reduce of %.1f MB took %.1f ms per step (%.0f%% "
-               "of the training time)\n", dist_size(), 1e-6 * (double)m.num_params * sizeof(real),
+        printf("fit: %d ranks; the gradient all-reduce of %.1f MB (%s) took %.1f ms per step "
+               "(%.0f%% of the training time)\n", dist_size(),
+               1e-6 * (double)m.num_params * sizeof(real), o->overlap ? "overlapped" : "after backward",
                1e3 * dist_reduce_seconds() / (double)step, 100 * dist_reduce_seconds() / train_time);
     printf("fit: saved %s/model.safetensors\n", o->out_dir);
     rc = 0;

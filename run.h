@@ -28,6 +28,7 @@ typedef struct {
     int eval_every;          // steps between validations (0: only at the end)
     int eval_batches;        // validation batches per evaluation at most
     int threads;             // for the record (the caller sets OpenMP)
+    int overlap;             // MPI: sum gradients while backward runs (dist_overlap)
     int bleu_sentences;      // seq2seq: validation pairs translated and scored at the
                              // end, greedily and by beam search (0: none)
     int bleu_beam;           // the beam of that search

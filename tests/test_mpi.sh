@@ -2,7 +2,8 @@
 # tests/test_mpi.sh: data-parallel training under mpirun (dist.h), on tiny data made on
 # the fly. Builds ./train-mpi (make USE_MPI=1 PROG=train-mpi; the objects go to
 # build-mpi/, ./train is untouched) and checks:
-#   - one rank of the MPI build trains exactly as the plain build (same log, same weights);
+#   - one rank of the MPI build trains exactly as the plain build (same log, same weights),
+#     and 2 ranks the same with gradients summed while backward runs or after it;
 #   - 2 ranks on shards of a batch of 2B rows train as 1 process on the whole batch: the
 #     loss, validation loss and gradient norm of every step agree to 1e-6 relative, and
 #     the final weights closely (float sums in another order, see the README);
@@ -30,17 +31,9 @@ pass mpi_build
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 MPIRUN="timeout 300 mpirun --oversubscribe --bind-to none"
 
-# tiny data: three digits in English -> the digits in German in reverse order
-awk -v src="$T/train.en" -v tgt="$T/train.de" 'BEGIN {
-    split("zero one two three four five six seven eight nine", en, " ");
-    split("null eins zwei drei vier fünf sechs sieben acht neun", de, " ");
-    for (i = 0; i < 400; i++) {
-        x = (i * 37 + 11) % 1000;
-        a = int(x / 100); b = int(x / 10) % 10; c = x % 10;
-        print en[a + 1] " " en[b + 1] " " en[c + 1] > src;
-        print de[c + 1] " " de[b + 1] " " de[a + 1] > tgt;
-    }
-}'
+# tiny data (tests/tiny_data.sh)
+. tests/tiny_data.sh
+tiny_data "$T"
 ./train prepare --src "$T/train.en" --tgt "$T/train.de" --vocab-size 300 --out "$T/d" \
     >/dev/null 2>&1 || { fail mpi_prepare "train prepare failed"; exit 1; }
 # dropout on (the default 0.1): the shards must draw the masks of their rows in the batch
@@ -52,14 +45,20 @@ $MPIRUN -np 1 ./train-mpi $FIT --out "$T/np1" >"$T/np1.out" 2>&1 ||
     fail mpi_np1_run "$(tail -n 3 "$T/np1.out")"
 $MPIRUN -np 2 ./train-mpi $FIT --out "$T/np2" >"$T/np2.out" 2>&1 ||
     fail mpi_np2_run "$(tail -n 3 "$T/np2.out")"
+$MPIRUN -np 2 ./train-mpi $FIT --no-overlap --out "$T/np2b" >"$T/np2b.out" 2>&1 ||
+    fail mpi_np2_no_overlap_run "$(tail -n 3 "$T/np2b.out")"
 
 # step, train_loss, val_loss, grad_norm of each step
-for r in plain np1 np2; do cut -d, -f1,5,6,7 "$T/$r/log.csv" 2>/dev/null | tail -n +2 >"$T/$r.cols"; done
+for r in plain np1 np2 np2b; do cut -d, -f1,5,6,7 "$T/$r/log.csv" 2>/dev/null | tail -n +2 >"$T/$r.cols"; done
 [ -s "$T/plain.cols" ] && cmp -s "$T/plain.cols" "$T/np1.cols" && pass mpi_one_rank_is_plain ||
     fail mpi_one_rank_is_plain "the logs of ./train and 1 rank of ./train-mpi differ"
 w=$(./tests/weights_diff "$T/plain" "$T/np1" 2>&1)
 case "$w" in "max_abs 0 "*) pass mpi_one_rank_same_weights ;;
     *) fail mpi_one_rank_same_weights "$w" ;; esac
+
+# Summed per stack while backward runs, or all at once after it: the same sums.
+[ -s "$T/np2.cols" ] && cmp -s "$T/np2.cols" "$T/np2b.cols" && pass mpi_overlap_same_sums ||
+    fail mpi_overlap_same_sums "the logs of 2 ranks with and without --no-overlap differ"
 
 # The largest relative difference of each column over the steps (and the step count).
 paste -d, "$T/np1.cols" "$T/np2.cols" | awk -F, '
