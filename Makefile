@@ -2,13 +2,22 @@
 # benchmarks. NO_OMP=1 builds without OpenMP; NATIVE=0 without -march=native; REF=1
 # sends every matrix product to matmul.c's reference loops and exp to libm (objects in
 # build/ref/), so that `make REF=1 test` checks the fast paths change only the rounding.
+# USE_MPI=1 builds ./train with mpicc for data-parallel training (dist.h), its objects in
+# build-mpi/ (PROG=NAME names the program otherwise, as tests/test_mpi.sh does).
 CC ?= cc
+BUILD_ROOT = build
+PROG ?= train
+ifeq ($(USE_MPI),1)
+CC = mpicc
+CFLAGS_MPI = -DUSE_MPI
+BUILD_ROOT = build-mpi
+endif
 OPT ?= -O3
 CFLAGS ?= $(OPT) -std=c11 -Wall -Wextra -D_POSIX_C_SOURCE=200809L
 # Not -ffast-math (it broke llm.c's GELU): these two change no result, they only tell
 # the compiler that no one reads errno or floating-point exception flags, so that
 # sqrt, exp's range reduction and clamps vectorize.
-CFLAGS += -fno-math-errno -fno-trapping-math
+CFLAGS += -fno-math-errno -fno-trapping-math $(CFLAGS_MPI)
 LDLIBS = -lm
 
 # Probe the compiler rather than assume: -march=native and OpenMP only when accepted.
@@ -26,15 +35,15 @@ endif
 
 ifeq ($(REF),1)
 CFLAGS += -DKF_REF
-BUILD = build/ref
+BUILD = $(BUILD_ROOT)/ref
 else
-BUILD = build
+BUILD = $(BUILD_ROOT)
 endif
 
 HDR = common.h model.h embed_factor.h tokenizer.h matmul.h data.h checkpoint.h plot.h data/toydata.h \
-      fileio.h prepare.h run.h generate.h compare.h evaluate.h metrics.h vecmath.h
+      fileio.h prepare.h run.h generate.h compare.h evaluate.h metrics.h vecmath.h dist.h
 LIB = model.c embed_factor.c tokenizer.c matmul.c data.c checkpoint.c plot.c data/toydata.c \
-      fileio.c prepare.c run.c generate.c compare.c evaluate.c metrics.c
+      fileio.c prepare.c run.c generate.c compare.c evaluate.c metrics.c dist.c
 OBJ = $(patsubst %.c,$(BUILD)/%.o,$(LIB))
 # The model's numerics again in double precision, for the finite-difference tests.
 DOBJ = $(BUILD)/double/model.o $(BUILD)/double/embed_factor.o $(BUILD)/double/matmul.o
@@ -45,10 +54,11 @@ MODE = $(BUILD)/.linked
 TESTS = tests/test_matmul tests/test_tokenizer tests/test_data tests/test_checkpoint \
         tests/test_embed tests/test_model tests/test_kernels tests/test_matmul_serial \
         tests/test_decode tests/test_decode_double tests/test_metrics \
-        tests/test_reference tests/test_reference_f32 tests/test_threads tests/test_schedule
+        tests/test_reference tests/test_reference_f32 tests/test_threads tests/test_schedule \
+        tests/test_dist
 
 .PHONY: all test bench clean
-all: train
+all: $(PROG)
 
 $(BUILD)/%.o: %.c $(HDR)
 	@mkdir -p $(dir $@)
@@ -58,10 +68,10 @@ $(BUILD)/double/%.o: %.c $(HDR)
 	$(CC) $(CFLAGS) -DKF_DOUBLE -c -o $@ $<
 $(MODE):
 	@mkdir -p $(dir $@)
-	@rm -f build/.linked build/ref/.linked
+	@rm -f build/.linked build/ref/.linked build-mpi/.linked build-mpi/ref/.linked
 	@touch $@
 
-train: train.c $(OBJ) $(HDR) $(MODE)
+$(PROG): train.c $(OBJ) $(HDR) $(MODE)
 	$(CC) $(CFLAGS) -o $@ train.c $(OBJ) $(LDLIBS)
 
 tests/test_embed: tests/test_embed.c tests/check.h $(BUILD)/double/embed_factor.o $(MODE)
@@ -78,11 +88,14 @@ tests/test_reference_f32: tests/test_reference.c tests/check.h $(OBJ) $(MODE)
 # The matrix multiply once more without OpenMP: the serial build must agree too.
 tests/test_matmul_serial: tests/test_matmul.c tests/check.h matmul.c matmul.h common.h $(MODE)
 	$(CC) $(filter-out $(OMPFLAGS),$(CFLAGS)) -Wno-unknown-pragmas -o $@ tests/test_matmul.c matmul.c $(LDLIBS)
+tests/weights_diff: tests/weights_diff.c $(OBJ) $(MODE)
+	$(CC) $(CFLAGS) -o $@ $< $(OBJ) $(LDLIBS)
 tests/test_%: tests/test_%.c tests/check.h $(OBJ) $(MODE)
 	$(CC) $(CFLAGS) -o $@ $< $(OBJ) $(LDLIBS)
 
-test: train $(TESTS)
-	@sh tests/run.sh $(TESTS) tests/test_cli.sh
+# tests/test_mpi.sh builds its own ./train-mpi (make USE_MPI=1), or says SKIP without MPI.
+test: train $(TESTS) tests/weights_diff
+	@sh tests/run.sh $(TESTS) tests/test_cli.sh tests/test_mpi.sh
 
 bench: train bench/bench_matmul bench/bench_step
 	@sh bench/run.sh
@@ -91,4 +104,4 @@ bench/bench_%: bench/bench_%.c $(OBJ) $(MODE)
 	$(CC) $(CFLAGS) -o $@ $< $(OBJ) $(LDLIBS)
 
 clean:
-	rm -rf build train $(TESTS) bench/bench_matmul bench/bench_tokenizer bench/bench_step
+	rm -rf build build-mpi train train-mpi $(TESTS) tests/weights_diff bench/bench_matmul bench/bench_tokenizer bench/bench_step

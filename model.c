@@ -295,9 +295,7 @@ real crossentropy_forward(real *rowloss, real *logits, const int *targets, int N
     return n ? (real)(total / n) : 0;
 }
 
-void crossentropy_backward(real *probs, const int *targets, int N, int V, float eps) {
-    int n = 0;
-    for (int i = 0; i < N; i++) n += targets[i] != TOK_PAD;
+void crossentropy_backward(real *probs, const int *targets, int N, int V, float eps, int n) {
     real inv_n = n ? (real)1 / n : 0, off = (real)eps / V;
     #pragma omp parallel for
     for (int i = 0; i < N; i++) {
@@ -658,8 +656,13 @@ static FFNParams ffn_layer(const FFNParams *s, int l, size_t C, size_t F) {
 // Each dropout has its own site: (encoder 0 / decoder 1, layer, slot); a sublayer uses
 // slot k for its attention probabilities and k + 1 for its output.
 static int drop_site(int stack, int l, int slot) { return (stack << 24) | (l << 4) | slot; }
-static uint64_t drop_base(const Model *m, int site) {
-    return hash64(m->dropout_seed ^ hash64(m->dropout_step)) + hash64((uint64_t)site << 32);
+// A site's masks are keyed by an element's index in the whole batch: row0 * (n / B) plus
+// its index here (n: the site's elements in this batch of B rows), so that a shard of
+// rows (data-parallel training, dist.h) draws the masks its rows get in the whole batch.
+static uint64_t drop_base(const Model *m, int site, size_t n) {
+    size_t per_row = m->B > 0 ? n / (size_t)m->B : 0;
+    return hash64(m->dropout_seed ^ hash64(m->dropout_step)) + hash64((uint64_t)site << 32) +
+           (uint64_t)m->row0 * per_row;
 }
 static float drop_p(const Model *m) { return m->training ? m->cfg.dropout : 0.0f; }
 
@@ -751,7 +754,7 @@ static FFN dec_ffn(const Model *m, int l) {
 
 // Adds a projected branch to the residual stream, with dropout (applied to it in place).
 static void branch_out_forward(Model *m, real *xout, const real *x, real *branch, int site, size_t n) {
-    dropout_apply(branch, branch, n, drop_p(m), drop_base(m, site));
+    dropout_apply(branch, branch, n, drop_p(m), drop_base(m, site, n));
     residual_add(xout, x, branch, n);
 }
 
@@ -759,7 +762,7 @@ static void branch_out_forward(Model *m, real *xout, const real *x, real *branch
 // to a->dres (into a->dbranch), or a->dres itself when dropout is off.
 static const real *branch_out_backward(Model *m, int site, size_t n) {
     if (drop_p(m) <= 0) return m->acts->dres;
-    dropout_apply(m->acts->dbranch, m->acts->dres, n, drop_p(m), drop_base(m, site));
+    dropout_apply(m->acts->dbranch, m->acts->dres, n, drop_p(m), drop_base(m, site, n));
     return m->acts->dbranch;
 }
 
@@ -767,7 +770,7 @@ static AttnShape self_attn_shape(const Model *m, const SelfAttn *v, int B, int T
     int C = m->cfg.C;
     return (AttnShape){ .B = B, .Tq = T, .Tk = T, .C = C, .NH = m->cfg.NH, .q_stride = 3 * C,
                         .kv_stride = 3 * C, .causal = v->causal, .p = drop_p(m),
-                        .base = drop_base(m, v->site) };
+                        .base = drop_base(m, v->site, (size_t)B * m->cfg.NH * T * T) };
 }
 
 static void self_attn_forward(Model *m, const SelfAttn *v, real *xout, const real *x, int B, int T) {
@@ -798,7 +801,8 @@ static void self_attn_backward(Model *m, const SelfAttn *v, const real *x, int B
 static AttnShape cross_attn_shape(const Model *m, const CrossAttn *v, int B, int S, int T) {
     int C = m->cfg.C;
     return (AttnShape){ .B = B, .Tq = T, .Tk = S, .C = C, .NH = m->cfg.NH, .q_stride = C,
-                        .kv_stride = 2 * C, .p = drop_p(m), .base = drop_base(m, v->site) };
+                        .kv_stride = 2 * C, .p = drop_p(m),
+                        .base = drop_base(m, v->site, (size_t)B * m->cfg.NH * T * S) };
 }
 
 static void cross_attn_forward(Model *m, const CrossAttn *v, real *xout, const real *x,
@@ -898,6 +902,11 @@ static void encoder_forward(Model *m) {
                       m->params.e_lnfw, m->params.e_lnfb, B * S, C);
 }
 
+// Model.grads_final of the gradients [from, to) of grad_mem.
+static void grads_final(Model *m, real *from, real *to) {
+    if (m->grads_final) m->grads_final(from, (size_t)(to - from));
+}
+
 // The gradient of e_out (a->denc, gathered by every cross-attention) -> the encoder's
 // weights and the source tokens' embeddings.
 static void encoder_backward(Model *m) {
@@ -911,6 +920,7 @@ static void encoder_backward(Model *m) {
         FFN ff = enc_ffn(m, l);
         ffn_backward(m, &ff, a->e_xmid + l * nS, B * S);
         self_attn_backward(m, &sa, a->e_x + l * nS, B, S);
+        grads_final(m, m->grads.e_self.lnw, l == 0 ? m->grads.d_self.lnw : m->grads.e_self.lnw);
     }
     tokens_backward(m, a->dres, a->src, B * S);
 }
@@ -959,6 +969,8 @@ static void decoder_backward(Model *m) {
             cross_attn_backward(m, &ca, x2, B, S, T);
         }
         self_attn_backward(m, &sa, a->d_x + l * nT, B, T);
+        real *dec = m->grads.d_self.lnw;
+        grads_final(m, dec, l == 0 ? m->grad_mem + m->num_params : dec);
     }
     tokens_backward(m, a->dres, a->tgt_in, B * T);
 }
@@ -986,7 +998,8 @@ static void logits_backward(Model *m) {
     Acts *a = m->acts;
     const Config *c = &m->cfg;
     int N = m->B * m->T, C = c->C, V = c->V;
-    crossentropy_backward(a->logits, a->tgt_out, N, V, m->training ? c->label_smoothing : 0.0f);
+    crossentropy_backward(a->logits, a->tgt_out, N, V, m->training ? c->label_smoothing : 0.0f,
+                          m->loss_tokens ? m->loss_tokens : m->ntok);
     int fact_tied = c->tie && m->emb.kind != EMBED_DENSE;
     real *dW = !c->tie ? m->grads.outw : fact_tied ? a->dtable : m->grads.embed;
     if (fact_tied) zero(a->dtable, (size_t)V * C);
@@ -1007,6 +1020,8 @@ real model_forward(Model *m, const int *src, const int *tgt_in, const int *tgt_o
     int enc = m->cfg.arch == ARCH_SEQ2SEQ;
     if (!enc) S = 0;
     if (m->training) m->dropout_step++;
+    m->ntok = 0;
+    if (B == 0) { m->B = 0; return 0; }   // an empty shard (dist.h): nothing to compute
     carve_or_die(m, B, S, T);
     Acts *a = m->acts;
     m->B = B; m->S = S; m->T = T;
@@ -1015,7 +1030,6 @@ real model_forward(Model *m, const int *src, const int *tgt_in, const int *tgt_o
     if (enc) encoder_forward(m);
     decoder_forward(m);
     logits_forward(m, 0);
-    m->ntok = 0;
     if (!tgt_out) return 0;
     memcpy(a->tgt_out, tgt_out, (size_t)B * T * sizeof(int));
     for (int i = 0; i < B * T; i++) m->ntok += tgt_out[i] != TOK_PAD;
@@ -1023,10 +1037,22 @@ real model_forward(Model *m, const int *src, const int *tgt_in, const int *tgt_o
                                 m->training ? m->cfg.label_smoothing : 0.0f);
 }
 
+// grad_mem holds the embedding (and an untied output projection), then the encoder's
+// tensors, then the decoder's: each stack's are final after its first layer's backward,
+// the embedding's last (see Model.grads_final).
 void model_backward(Model *m) {
+    int enc = m->cfg.arch == ARCH_SEQ2SEQ;
+    real *dec = m->grads.d_self.lnw, *first = enc ? m->grads.e_self.lnw : dec;
+    if (m->B == 0) {   // an empty shard: no gradient, but the same final ranges as the others
+        grads_final(m, dec, m->grad_mem + m->num_params);
+        if (enc) grads_final(m, first, dec);
+        grads_final(m, m->grad_mem, first);
+        return;
+    }
     logits_backward(m);
     decoder_backward(m);
-    if (m->cfg.arch == ARCH_SEQ2SEQ) encoder_backward(m);
+    if (enc) encoder_backward(m);
+    grads_final(m, m->grad_mem, first);
 }
 
 void model_zero_grad(Model *m) { zero(m->grad_mem, m->num_params); }

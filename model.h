@@ -108,6 +108,16 @@ typedef struct {
     uint64_t dropout_step;        // advanced by every training forward
     int ntok;                     // non-pad targets of the last loss
     real *logits;                 // (B, T, V) of the last forward
+    // Data-parallel training (dist.h) runs each rank on a shard of the rows of a batch:
+    int row0;                     // the shard's first row in the batch (dropout masks are
+                                  // keyed by the row in the batch); 0 otherwise
+    int loss_tokens;              // the targets of the whole batch: the loss gradient is of
+                                  // its mean over them; 0: over this batch's ntok
+    // Called by model_backward after each layer with the gradients that have just become
+    // final, grad[0..n) (n = 0: none yet; the tensors are stacked over layers, so a
+    // stack's are final after its last layer), that they may be summed over the ranks
+    // while backward goes on; NULL: not called.
+    void (*grads_final)(real *grad, size_t n);
 } Model;
 
 // Builds the model for cfg (parameters allocated, not initialized).
@@ -122,7 +132,8 @@ void model_free(Model *m);
 // TOK_PAD entries are padding. Computes m->logits (B, T, V); with tgt_out returns the
 // mean cross-entropy (label-smoothed when training) over non-pad targets, and
 // m->logits then holds the probabilities (backward turns them into dlogits in place);
-// without, it returns 0. S, T <= cfg.maxT.
+// without, it returns 0. S, T <= cfg.maxT. B = 0 (an empty shard, dist.h) returns 0,
+// and its backward adds nothing.
 real model_forward(Model *m, const int *src, const int *tgt_in, const int *tgt_out,
                    int B, int S, int T);
 // Backward of the last forward (which must have had tgt_out): grads += d loss / d params.
@@ -191,7 +202,9 @@ void attention_backward(real *dq, real *dk, real *dv, real *datt, const real *do
                         AttnShape a, WriteMode mode);
 real crossentropy_forward(real *rowloss, real *logits, const int *targets, int N, int V,
                           float eps);
-void crossentropy_backward(real *probs, const int *targets, int N, int V, float eps);
+// dlogits of the mean loss over n targets (n: the non-pad targets, or more of them when
+// this batch is a shard of a larger one).
+void crossentropy_backward(real *probs, const int *targets, int N, int V, float eps, int n);
 
 // Forward FLOPs of one batch (matrix multiplies and attention), for MFU reports.
 double model_flops_forward(const Model *m, int B, int S, int T);

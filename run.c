@@ -7,6 +7,7 @@
 #include "fileio.h"
 #include "data.h"
 #include "evaluate.h"
+#include "dist.h"
 
 #include <signal.h>
 #include <errno.h>
@@ -412,6 +413,7 @@ void fit_defaults(FitOptions *o) {
     o->eval_batches = 200;
     o->bleu_sentences = 2000;
     o->bleu_beam = 5;
+    o->overlap = 1;
 }
 
 // ----------------------------------------------------------------------------
@@ -432,23 +434,26 @@ float schedule_lr(Schedule *s, long step, double p) {
 }
 
 // Mean cross-entropy per target token over the first max_batches batches of the
-// validation set, in file order, without dropout or label smoothing.
+// validation set, in file order, without dropout or label smoothing. Each rank takes its
+// shard of every batch (dist.h).
 static double evaluate(Model *m, const Dataset *d, int batch_tokens, int max_batches) {
     const TokenFile *src = d->arch == ARCH_LM ? NULL : &d->valid_src;
     char err[KF_ERRLEN];   // fit_setup has built these batches once already
     Batcher *bt = batcher_new(src, &d->valid_tgt, batch_tokens, 0, 0, err);
     if (!bt) return NAN;
-    double sum = 0;
-    long ntok = 0;
-    Batch b;
+    double sum[2] = {0, 0};   // loss * targets, targets
+    Batch b, shard;
     m->training = 0;
     for (int i = 0; i < max_batches && batcher_next(bt, &b); i++) {
-        real loss = model_forward(m, b.src, b.tgt_in, b.tgt_out, b.B, b.S, b.T);
-        sum += (double)loss * m->ntok;
-        ntok += m->ntok;
+        dist_shard(&b, &shard);
+        real loss = model_forward(m, shard.src, shard.tgt_in, shard.tgt_out, shard.B,
+                                  shard.S, shard.T);
+        sum[0] += (double)loss * m->ntok;
+        sum[1] += m->ntok;
     }
     batcher_free(bt);
-    return ntok ? sum / (double)ntok : NAN;
+    dist_sum(sum, 2);
+    return sum[1] > 0 ? sum[0] / sum[1] : NAN;
 }
 
 // ----------------------------------------------------------------------------
@@ -628,28 +633,29 @@ int fit_run(const FitOptions *o, FitResult *r, char *err) {
     memset(r, 0, sizeof(*r));
     r->best_val_loss = r->val_ppl = NAN;
     r->val_bleu_greedy = r->val_bleu_beam = r->val_chrf_beam = NAN;
-    if (fit_setup(o, &d, &cfg, &m, &bt, err)) return 1;
-    model_init(&m, o->seed);
-    m.dropout_seed = o->seed;
-    KeptCheckpoints kept = { .keep = o->keep_checkpoints,
-                             .step = calloc((size_t)o->keep_checkpoints + 1, sizeof(long)) };
-
-    // every input is checked: from here on the run directory is written (log.csv now,
-    // tokenizer.bin and model.safetensors at the first checkpoint)
+    KeptCheckpoints kept = { .keep = o->keep_checkpoints };
     char path[PATH_CAP];
     FILE *log = NULL;
-    int rc = 1;
-    if (!kept.step) {
-        errorf(err, "out of memory");
-        goto done;
-    }
-    if (make_dirs(o->out_dir, err)) goto done;
+    int rc = 1, rank0 = dist_rank() == 0;
+    // a rank that fails stops them all (dist.h)
+    if (dist_any_failed(fit_setup(o, &d, &cfg, &m, &bt, err), err)) goto done;
+
+    // every input is checked: from here on the run directory is written (log.csv now,
+    // tokenizer.bin and model.safetensors at the first checkpoint), by rank 0 alone; the
+    // other ranks write their log to /dev/null
+    kept.step = calloc((size_t)o->keep_checkpoints + 1, sizeof(long));
+    if (!kept.step) errorf(err, "out of memory");
+    int failed = !kept.step || (rank0 && make_dirs(o->out_dir, err));
     path_join(path, o->out_dir, "log.csv");
-    if (!(log = fopen(path, "w"))) {
+    if (!failed && !(log = fopen(rank0 ? path : "/dev/null", "w"))) {
         errorf(err, "cannot write %s; check the permissions of %s", path,
                  o->out_dir);
-        goto done;
+        failed = 1;
     }
+    if (dist_any_failed(failed, err)) goto done;
+    model_init(&m, o->seed);
+    m.dropout_seed = o->seed;
+    if (o->overlap) dist_overlap(&m);
     fprintf(log, "step,epoch,tokens,lr,train_loss,val_loss,grad_norm,tokens_per_s,seconds\n");
 
     size_t dense = (size_t)cfg.V * (size_t)cfg.C;
@@ -680,26 +686,33 @@ int fit_run(const FitOptions *o, FitResult *r, char *err) {
     stop_signal = 0;
     catch_stop_signals(old_handlers);
     Schedule sched = {o->lr, o->warmup, -1.0};
-    Progress prog = {isatty(fileno(stderr)), 0.0};
+    Progress prog = {rank0 && isatty(fileno(stderr)), 0.0};
     double budget = o->minutes * 60.0;
     double t0 = seconds_now(), train_time = 0, recent[RECENT], val = NAN;
     long step = 0, batches = 0, tokens = 0;
     int evaluated = 0;   // validated after the last step
+    double p = 0;        // the fraction of the budget used by the steps so far
+    int stop = 0;        // a rank was asked to stop (agreed by all ranks after each step)
     for (;;) {
-        double elapsed = seconds_since(t0);
-        double p = budget > 0 ? elapsed / budget : (double)step / (double)o->steps;
-        if (p >= 1.0 || stop_signal) break;
+        if (p >= 1.0 || stop) break;
         step++;
 
-        // one step: forward, backward, clip, AdamW
+        // one step: forward, backward (each rank on its shard of the batch), the sum of
+        // the ranks' gradients, clip, AdamW
         double ts = seconds_now();
-        Batch b;
+        Batch b, shard;
         if (!batcher_next(bt, &b)) batcher_next(bt, &b);   // a new epoch starts
+        m.row0 = dist_shard(&b, &shard);
+        m.loss_tokens = b.ntok;
         float lr = schedule_lr(&sched, step, p);
         model_zero_grad(&m);
         m.training = 1;
-        double loss = model_forward(&m, b.src, b.tgt_in, b.tgt_out, b.B, b.S, b.T);
+        double loss_sum = model_forward(&m, shard.src, shard.tgt_in, shard.tgt_out, shard.B,
+                                        shard.S, shard.T) * (double)m.ntok;
         model_backward(&m);
+        dist_sum_grads(&m);
+        dist_sum(&loss_sum, 1);
+        double loss = loss_sum / b.ntok;   // the mean over the whole batch
         double norm = model_grad_norm(&m);
         if (o->clip > 0) model_clip_grads(&m, norm, o->clip);
         model_adamw(&m, lr, o->beta1, o->beta2, o->eps, o->weight_decay, (int)step);
@@ -717,10 +730,11 @@ int fit_run(const FitOptions *o, FitResult *r, char *err) {
         double tok_s = (double)tokens / train_time;
 
         // validate and save every eval_every steps, and after the last step
-        elapsed = seconds_since(t0);
+        double elapsed = seconds_since(t0);
         p = budget > 0 ? elapsed / budget : (double)step / (double)o->steps;
-        int last = p >= 1.0 || stop_signal;
-        evaluated = (o->eval_every > 0 && step % o->eval_every == 0) || (last && !stop_signal);
+        stop = dist_agree_stop(&p, stop_signal);   // rank 0's clock, any rank's signal
+        int last = p >= 1.0 || stop;
+        evaluated = (o->eval_every > 0 && step % o->eval_every == 0) || (last && !stop);
         val = NAN;
         if (evaluated) {
             val = evaluate(&m, &d, o->batch_tokens, o->eval_batches);
@@ -729,16 +743,19 @@ int fit_run(const FitOptions *o, FitResult *r, char *err) {
             printf("step %6ld | train %.4f | val %.4f (ppl %.2f) | lr %.2e | %.0f tok/s | "
                    "%.0f s\n", step, loss, val, exp(val), lr, tok_s, seconds_since(t0));
             fflush(stdout);
-            if (save_step(&m, o->out_dir, d.tok, step, &kept, err)) goto stop;
+            if (rank0 && save_step(&m, o->out_dir, d.tok, step, &kept, err)) {
+                dist_fail_alone(err);
+                goto stop;
+            }
         }
-        fprintf(log, "%ld,%.4f,%ld,%.6g,%.6f,", step, (double)batches /
+        fprintf(log, "%ld,%.4f,%ld,%.6g,%.8f,", step, (double)batches /
                 batcher_num_batches(bt), tokens, lr, loss);
-        if (evaluated) fprintf(log, "%.6f", val);
-        fprintf(log, ",%.4f,%.1f,%.3f\n", norm, tok_s, seconds_since(t0));
+        if (evaluated) fprintf(log, "%.8f", val);
+        fprintf(log, ",%.6f,%.1f,%.3f\n", norm, tok_s, seconds_since(t0));
         fflush(log);
         double eta = budget > 0 ? budget - elapsed
                                 : elapsed / (double)step * (double)(o->steps - step);
-        progress_show(&prog, step, budget > 0 ? 0 : o->steps, loss, tok_s, eta, elapsed);
+        if (rank0) progress_show(&prog, step, budget > 0 ? 0 : o->steps, loss, tok_s, eta, elapsed);
     }
     progress_clear(&prog);
     if (step == 0) {
@@ -746,8 +763,8 @@ int fit_run(const FitOptions *o, FitResult *r, char *err) {
                  "give more --steps or --minutes");
         goto stop;
     }
-    if (!evaluated && save_step(&m, o->out_dir, d.tok, step, &kept, err)) goto stop;
-    if (cfg.arch == ARCH_SEQ2SEQ && o->bleu_sentences > 0 && !stop_signal &&
+    if (!evaluated && rank0 && save_step(&m, o->out_dir, d.tok, step, &kept, err)) goto stop;
+    if (rank0 && cfg.arch == ARCH_SEQ2SEQ && o->bleu_sentences > 0 && !stop &&
         validation_bleu(&m, &d, o, r, err))
         goto stop;
 
@@ -761,12 +778,17 @@ int fit_run(const FitOptions *o, FitResult *r, char *err) {
     r->seconds = seconds_since(t0);
     r->tokens_per_s = (double)tokens / train_time;
     r->peak_rss_mb = peak_rss_mb();
-    r->interrupted = stop_signal != 0;
-    if (write_summary(o, &cfg, r, err)) goto stop;
+    r->interrupted = stop;
+    if (rank0 && write_summary(o, &cfg, r, err)) goto stop;
     printf("fit: %ld steps in %.1f s, %.0f tokens/s, train loss %.4f -> %.4f, best val "
            "loss %.4f (ppl %.2f), peak memory %.0f MB%s\n", step, r->seconds,
            r->tokens_per_s, r->first_train_loss, r->final_train_loss, r->best_val_loss,
            r->val_ppl, r->peak_rss_mb, r->interrupted ? ", interrupted" : "");
+    if (dist_size() > 1)
+        printf("fit: %d ranks; the gradient all-reduce of %.1f MB (%s) took %.1f ms per step "
+               "(%.0f%% of the training time)\n", dist_size(),
+               1e-6 * (double)m.num_params * sizeof(real), o->overlap ? "overlapped" : "after backward",
+               1e3 * dist_reduce_seconds() / (double)step, 100 * dist_reduce_seconds() / train_time);
     printf("fit: saved %s/model.safetensors\n", o->out_dir);
     rc = 0;
     if (ferror(log) | fclose(log)) {   // a full disk must not pass for a complete log

@@ -30,6 +30,7 @@ typedef struct {
     int eval_batches;        // validation batches per evaluation at most
     int keep_checkpoints;    // the last N checkpoints stay in RUNDIR/checkpoints/ (0: none)
     int threads;             // for the record (the caller sets OpenMP)
+    int overlap;             // MPI: sum gradients while backward runs (dist_overlap)
     int bleu_sentences;      // seq2seq: validation pairs translated and scored at the
                              // end, greedily and by beam search (0: none)
     int bleu_beam;           // the beam of that search

@@ -32,6 +32,7 @@
 #include "compare.h"
 #include "evaluate.h"
 #include "metrics.h"
+#include "dist.h"
 
 // ----------------------------------------------------------------------------
 // errors and help
@@ -181,7 +182,9 @@ static void print_fit_flags(void) {
 "                          sentences greedily and by beam search and put their BLEU\n"
 "                          and chrF2 in summary.json (default %d; 0: none)\n"
 "  --bleu-beam K           the beam of that search (default %d)\n"
-"  --threads N             OpenMP threads (default: all cores)\n",
+"  --threads N             OpenMP threads (default: all cores; under mpirun: per rank)\n"
+"  --no-overlap            MPI: sum the gradients over the ranks after backward, not\n"
+"                          each stack's as soon as backward has it\n",
         d.steps, c->C, c->Le, c->NH, c->F, c->embed, c->tie ? "tied" : "untied",
         c->dropout, c->label_smoothing, d.batch_tokens, d.lr, d.warmup, d.weight_decay,
         d.clip, d.beta1, d.beta2, d.eps, (unsigned long long)d.seed, d.eval_every, d.eval_batches,
@@ -207,6 +210,9 @@ static void help_fit(void) {
 "An existing RUNDIR is taken over once every flag and the data are checked: log.csv\n"
 "starts anew at once, the previous model.safetensors and its tokenizer.bin stay\n"
 "usable until the new run saves its first checkpoint, which replaces them.\n"
+"Built with `make USE_MPI=1`, `mpirun -np N ./train fit ...` trains data-parallel: each\n"
+"rank takes a shard of every batch, rank 0 writes RUNDIR; --threads is per rank (see\n"
+"the README, \"Several processes and machines: MPI\").\n"
 "\n");
     print_fit_flags();
 }
@@ -422,6 +428,7 @@ static int fit_flag(FitOptions *o, int *budget_flags, int argc, char **argv, int
     else if (!strcmp(a, "--bleu-sentences")) o->bleu_sentences = int_value(argc, argv, i);
     else if (!strcmp(a, "--bleu-beam")) o->bleu_beam = int_value(argc, argv, i);
     else if (!strcmp(a, "--threads")) o->threads = threads_value(argc, argv, i);
+    else if (!strcmp(a, "--no-overlap")) o->overlap = 0;
     else return 0;
     return 1;
 }
@@ -431,6 +438,7 @@ static void check_budget(int budget_flags) {
 }
 
 static int cmd_fit(int argc, char **argv) {
+    dist_init();   // under mpirun, one of several ranks (make USE_MPI=1); else a no-op
     FitOptions o;
     fit_defaults(&o);
     int budget_flags = 0;

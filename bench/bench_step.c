@@ -96,7 +96,8 @@ int main(int argc, char **argv) {
          *qkv = rnd((size_t)N * 3 * C, &s), *dq = calloc((size_t)N * 3 * C, sizeof(real)),
          *mean = rnd(N, &s), *rstd = rnd(N, &s), *g = rnd(C, &s);
     int *tg = malloc(N * sizeof(int));
-    for (int i = 0; i < N; i++) tg[i] = tout[i];
+    int ntok = 0;
+    for (int i = 0; i < N; i++) { tg[i] = tout[i]; ntok += tg[i] != TOK_PAD; }
     unsigned char *valid = malloc(N);
     memset(valid, 1, N);
     AttnShape as = { .B = B, .Tq = T, .Tk = T, .C = C, .NH = NH, .q_stride = 3 * C, .kv_stride = 3 * C, .causal = 1 };
@@ -112,7 +113,7 @@ int main(int argc, char **argv) {
                  matmul_backward(x, dw, NULL, y, x, w, N, C, C, ACCUMULATE); });
     TIME(lf, matmul_forward(y, x, w, NULL, N, C, V));
     TIME(lb, matmul_backward(x, dw, NULL, y, x, w, N, C, V, ACCUMULATE));
-    TIME(ce, { crossentropy_forward(x, y, tg, N, V, 0.1f); crossentropy_backward(y, tg, N, V, 0.1f); });
+    TIME(ce, { crossentropy_forward(x, y, tg, N, V, 0.1f); crossentropy_backward(y, tg, N, V, 0.1f, ntok); });
     TIME(af, attention_forward(x, att, qkv, qkv + C, qkv + 2 * C, valid, as));
     TIME(ab, attention_backward(dq, dq + C, dq + 2 * C, y, x, qkv, qkv + C, qkv + 2 * C, att, as, ACCUMULATE));
     TIME(lnf, layernorm_forward(y, mean, rstd, x, g, g, N, C));

@@ -28,18 +28,9 @@ expect_exit() {
 }
 
 # ---------------------------------------------------------------------------
-# tiny data: three digits in English -> the digits in German in reverse order, so the
-# model has to reorder; the German side has umlauts (UTF-8)
-awk -v src="$T/train.en" -v tgt="$T/train.de" 'BEGIN {
-    n = split("zero one two three four five six seven eight nine", en, " ");
-    split("null eins zwei drei vier fünf sechs sieben acht neun", de, " ");
-    for (i = 0; i < 400; i++) {
-        x = (i * 37 + 11) % 1000;
-        a = int(x / 100); b = int(x / 10) % 10; c = x % 10;
-        print en[a + 1] " " en[b + 1] " " en[c + 1] > src;
-        print de[c + 1] " " de[b + 1] " " de[a + 1] > tgt;
-    }
-}'
+# tiny data (tests/tiny_data.sh)
+. tests/tiny_data.sh
+tiny_data "$T"
 head -n 399 "$T/train.de" >"$T/short.de"
 : >"$T/empty.txt"
 SMALL="--d-model 32 --heads 2 --ffn 64 --layers 1 --batch-tokens 400 --threads 1"
