@@ -134,7 +134,7 @@ static int meta_float(const StFile *f, const char *key, float *out, const char *
     return 0;
 }
 
-int run_load(Model *m, Tokenizer **tok, const char *dir, char *err) {
+int run_load(Model *m, Tokenizer **tok, long *step, const char *dir, char *err) {
     char path[PATH_CAP], tpath[PATH_CAP];
     path_join(path, dir, "model.safetensors");
     path_join(tpath, dir, "tokenizer.bin");
@@ -193,6 +193,8 @@ int run_load(Model *m, Tokenizer **tok, const char *dir, char *err) {
         }
     }
     unsigned long long want = strtoull(sum, NULL, 16);
+    const char *saved_at = st_meta(f, "step");
+    if (step) *step = saved_at ? strtol(saved_at, NULL, 10) : -1;
     st_close(f);
     if (!(*tok = tokenizer_load(tpath, err))) { model_free(m); return 1; }
     if ((unsigned long long)tokenizer_checksum(*tok) != want ||
@@ -205,17 +207,6 @@ int run_load(Model *m, Tokenizer **tok, const char *dir, char *err) {
     }
     m->training = 0;
     return 0;
-}
-
-// The step a run directory's checkpoint was saved at (its metadata), or -1.
-static long checkpoint_step(const char *dir) {
-    char path[PATH_CAP], err[KF_ERRLEN];
-    path_join(path, dir, "model.safetensors");
-    StFile *f = st_open(path, err);
-    const char *s = f ? st_meta(f, "step") : NULL;
-    long step = s ? strtol(s, NULL, 10) : -1;
-    st_close(f);
-    return step;
 }
 
 // Checkpoint averaging: the mean of the weights of several checkpoints of one run
@@ -232,25 +223,25 @@ int run_average(const char *out_dir, char *const *dirs, int n, char *err) {
     }
     Model avg;
     Tokenizer *tok;
-    if (run_load(&avg, &tok, dirs[0], err)) return 1;
+    long step;
+    if (run_load(&avg, &tok, &step, dirs[0], err)) return 1;
     double *sum = malloc(avg.num_params * sizeof(double));
     if (!sum) {
         errorf(err, "out of memory for %zu parameters", avg.num_params);
         goto fail;
     }
     for (size_t i = 0; i < avg.num_params; i++) sum[i] = avg.param_mem[i];
-    long step = checkpoint_step(dirs[0]);
     for (int k = 1; k < n; k++) {
         Model m;
         Tokenizer *t;
-        if (run_load(&m, &t, dirs[k], err)) goto fail;
+        long s;
+        if (run_load(&m, &t, &s, dirs[k], err)) goto fail;
         const Config *a = &avg.cfg, *b = &m.cfg;
         int same = a->arch == b->arch && a->V == b->V && a->C == b->C && a->NH == b->NH &&
                    a->F == b->F && a->Le == b->Le && a->Ld == b->Ld && a->maxT == b->maxT &&
                    a->tie == b->tie && !strcmp(a->embed, b->embed) &&
                    tokenizer_checksum(t) == tokenizer_checksum(tok);
         if (same) for (size_t i = 0; i < avg.num_params; i++) sum[i] += m.param_mem[i];
-        long s = checkpoint_step(dirs[k]);
         if (s > step) step = s;
         model_free(&m);
         tokenizer_free(t);

@@ -66,8 +66,9 @@ int fit_check(const FitOptions *o, char *err);
 int fit_run(const FitOptions *o, FitResult *r, char *err);
 
 // Loads RUNDIR/model.safetensors and RUNDIR/tokenizer.bin (checked against the
-// checkpoint's tokenizer checksum) into a built model.
-int run_load(Model *m, Tokenizer **tok, const char *dir, char *err);
+// checkpoint's tokenizer checksum) into a built model; *step (if step is not NULL): the
+// step the checkpoint was saved at (its metadata), -1 if it has none.
+int run_load(Model *m, Tokenizer **tok, long *step, const char *dir, char *err);
 
 // Writes OUT_DIR/model.safetensors (the mean of the weights of n run directories of
 // one run: same config and tokenizer) and OUT_DIR/tokenizer.bin. Refuses an OUT_DIR

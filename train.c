@@ -556,7 +556,7 @@ static int cmd_prepare(int argc, char **argv) {
 static void load_run(Model *m, Tokenizer **tok, const char *dir) {
     char err[KF_ERRLEN];
     memset(m, 0, sizeof(*m));
-    if (run_load(m, tok, dir, err)) error_exit("%s", err);
+    if (run_load(m, tok, NULL, dir, err)) error_exit("%s", err);
 }
 
 // One decoding flag of `translate` and `eval` at argv[*i]: 1 if it was one, else 0.
@@ -738,7 +738,7 @@ static int cmd_average(int argc, char **argv) {
     if (!dirs) error_exit("out of memory");
     for (int i = 2; i < argc; i++) {
         const char *a = argv[i];
-        if (is_help(a)) { fputs(HELP_AVERAGE, stdout); return 0; }
+        if (is_help(a)) { fputs(HELP_AVERAGE, stdout); free(dirs); return 0; }
         if (!strcmp(a, "--out")) out = path_value(argc, argv, &i);
         else if (a[0] == '-') error_usage(a);
         else dirs[n++] = argv[i];

@@ -13,7 +13,7 @@ int main(int argc, char **argv) {
     Model a, b;
     Tokenizer *ta, *tb;
     char err[KF_ERRLEN];
-    if (run_load(&a, &ta, argv[1], err) || run_load(&b, &tb, argv[2], err)) {
+    if (run_load(&a, &ta, NULL, argv[1], err) || run_load(&b, &tb, NULL, argv[2], err)) {
         fprintf(stderr, "weights_diff: %s\n", err);
         return 2;
     }
