@@ -102,11 +102,12 @@ static int build_header(Str *h, const StTensor *t, int n, const char *const *met
                             name);
             numel *= dim;
         }
-        if (numel > 0 && !t[i].data) return fail(err, "tensor \"%s\" has no data", name);
+        if (numel > 0 && !t[i].data && !t[i].ints)
+            return fail(err, "tensor \"%s\" has no data", name);
         char num[64];
         if (nmeta > 0 || i > 0) str_cat(h, ",");
         str_json(h, name);
-        str_cat(h, ":{\"dtype\":\"F32\",\"shape\":[");
+        str_cat(h, t[i].ints ? ":{\"dtype\":\"I32\",\"shape\":[" : ":{\"dtype\":\"F32\",\"shape\":[");
         for (int d = 0; d < t[i].ndim; d++) {
             snprintf(num, sizeof num, d ? ",%d" : "%d", t[i].shape[d]);
             str_cat(h, num);
@@ -125,7 +126,7 @@ static void put_le(unsigned char *p, uint64_t v, int bytes) {
     for (int i = 0; i < bytes; i++) p[i] = (unsigned char)(v >> (8 * i));
 }
 
-// Writes the length prefix, the header and every tensor as little-endian F32. Stops at
+// Writes the length prefix, the header and every tensor as little-endian F32 (or I32). Stops at
 // the first write error, which the stream's error flag keeps for replace_commit.
 static void write_all(FILE *fp, const Str *h, const StTensor *t, int n) {
     unsigned char buf[4096]; // staging for 1024 converted values
@@ -135,9 +136,9 @@ static void write_all(FILE *fp, const Str *h, const StTensor *t, int n) {
         size_t numel = 1, k = 0;
         for (int d = 0; d < t[i].ndim; d++) numel *= (size_t)t[i].shape[d];
         for (size_t j = 0; j < numel; j++) {
-            float x = (float)t[i].data[j];
-            uint32_t bits;
-            memcpy(&bits, &x, 4);
+            float x = t[i].ints ? 0 : (float)t[i].data[j];
+            uint32_t bits = (uint32_t)(t[i].ints ? t[i].ints[j] : 0);
+            if (!t[i].ints) memcpy(&bits, &x, 4);
             put_le(buf + 4 * k++, bits, 4);
             if (k == sizeof buf / 4 || j + 1 == numel) {
                 if (fwrite(buf, 4, k, fp) != k) return;
@@ -457,14 +458,20 @@ static void format_shape(char s[192], int ndim, const long long *shape) {
     sprintf(s + len, "]");
 }
 
-int st_read(const StFile *f, const char *name, real *out, int ndim, const int *shape,
-            char *err) {
+// The entry `name`, checked to have dtype and shape; NULL with a message otherwise.
+static const Entry *find_checked(const StFile *f, const char *name, const char *dtype,
+                                 int ndim, const int *shape, char *err) {
     const Entry *e = find(f, name);
-    if (!e) return fail(err, "checkpoint has no tensor \"%s\" (saved by a different model"
-                        " configuration?)", name);
-    if (strcmp(e->dtype, "F32"))
-        return fail(err, "tensor \"%s\" is %s; kronformer reads F32 only (convert it, e.g."
-                    " with numpy's astype(\"float32\"))", name, e->dtype);
+    if (!e) {
+        fail(err, "checkpoint has no tensor \"%s\" (saved by a different model"
+             " configuration?)", name);
+        return NULL;
+    }
+    if (strcmp(e->dtype, dtype)) {
+        fail(err, "tensor \"%s\" is %s; kronformer reads it as %s only (convert it, e.g."
+             " with numpy's astype)", name, e->dtype, dtype);
+        return NULL;
+    }
     long long have[ST_MAXDIM], want[ST_MAXDIM];
     int nwant = ndim < 0 ? 0 : ndim > ST_MAXDIM ? ST_MAXDIM : ndim, same = ndim == e->ndim;
     for (int d = 0; d < e->ndim; d++) have[d] = (long long)e->shape[d];
@@ -474,16 +481,35 @@ int st_read(const StFile *f, const char *name, real *out, int ndim, const int *s
         char have_s[192], want_s[192];
         format_shape(have_s, e->ndim, have);
         format_shape(want_s, nwant, want);
-        return fail(err,
-                    "tensor \"%s\" has shape %s in the checkpoint but the model expects"
-                    " %s (saved with a different configuration?)",
-                    name, have_s, want_s);
+        fail(err, "tensor \"%s\" has shape %s in the checkpoint but the model expects"
+             " %s (saved with a different configuration?)", name, have_s, want_s);
+        return NULL;
     }
+    return e;
+}
+
+static uint32_t get_le32(const unsigned char *p) {
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+int st_read_ints(const StFile *f, const char *name, int32_t *out, int ndim,
+                 const int *shape, int *present, char *err) {
+    if (present && !(*present = find(f, name) != NULL)) return 0;
+    const Entry *e = find_checked(f, name, "I32", ndim, shape, err);
+    if (!e) return 1;
+    size_t numel = (size_t)((e->end - e->begin) / 4);
+    for (size_t i = 0; i < numel; i++) out[i] = (int32_t)get_le32(f->data + e->begin + 4 * i);
+    return 0;
+}
+
+int st_read(const StFile *f, const char *name, real *out, int ndim, const int *shape,
+            char *err) {
+    const Entry *e = find_checked(f, name, "F32", ndim, shape, err);
+    if (!e) return 1;
     const unsigned char *p = f->data + e->begin;
     size_t numel = (size_t)((e->end - e->begin) / 4);
     for (size_t i = 0; i < numel; i++, p += 4) {
-        uint32_t bits = (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
-                        (uint32_t)p[3] << 24;
+        uint32_t bits = get_le32(p);
         float x;
         memcpy(&x, &bits, 4);
         out[i] = (real)x;

@@ -11,9 +11,10 @@
 
 typedef struct {
     const char *name;
-    const real *data;   // numel values; written as F32 whatever `real` is
+    const real *data;      // numel values; written as F32 whatever `real` is
     int ndim;
     int shape[4];
+    const int32_t *ints;   // or, instead of data, numel integers, written as I32
 } StTensor;
 
 // Writes atomically: PATH.tmp, fsync, rename. An existing PATH is untouched on error.
@@ -30,5 +31,9 @@ const char *st_meta(const StFile *f, const char *key);
 // message if it is missing or its shape differs from ndim/shape.
 int st_read(const StFile *f, const char *name, real *out, int ndim, const int *shape,
             char *err);
+// The same for an I32 tensor; *present = 0 (and 0 returned) if the file has no tensor
+// `name`, when present is not NULL.
+int st_read_ints(const StFile *f, const char *name, int32_t *out, int ndim,
+                 const int *shape, int *present, char *err);
 
 #endif

@@ -2,13 +2,17 @@
 // embed_factor.h: spec parsing, initialization, and forward/backward of the rows a
 // batch needs and of the whole table (for the tied output projection).
 //
+// Token w is looked up in slot s = slot(w) (w itself unless order=freq). Slots below
+// head have dense rows; slot s >= head is the factorized slot g = s - head.
 // Parameter layout (one contiguous block, tensors in this order):
-//   dense   "embed.weight"     (V, C)          row w is E[w, :]
-//   kron    "embed.kron"       (V, R, Q)       Q = q_0 + .. + q_{N-1}; [w, k, :] is the
-//                                              concatenation v_{w,k,0} | .. | v_{w,k,N-1},
-//                                              so all that token w needs is contiguous
-//   kronxs  "embed.kronxs.j"   (R, t_j, q_j)   one tensor per factor j (0-based),
-//                                              F_{k,j} stacked over the rank k
+//   dense   "embed.weight"      (V, C)          row w is E[w, :]
+//   [head   "embed.head"        (K, C)          row s is slot s's, s < K = head]
+//   kron    "embed.kron"        (V-K, R, Q)     Q = q_0 + .. + q_{N-1}; [g, k, :] is the
+//                                               concatenation v_{g,k,0} | .. | v_{g,k,N-1},
+//                                               so all that slot g needs is contiguous
+//   kronxs  "embed.kronxs.j"    (R, t_j, q_j)   one tensor per factor j (0-based),
+//                                               F_{k,j} stacked over the rank k
+//   [norm   "embed.norm.weight" (C), and for ln "embed.norm.bias" (C)]
 //
 // Kronecker convention: (a (x) b)[i * len(b) + j] = a[i] * b[j], the last factor
 // fastest. Factors are numbered from 0, as in the code: a rank term of a row is
@@ -27,20 +31,22 @@
 // which for N = 2 is the familiar dL/df_0 = G f_1, dL/df_1 = G^T f_0 (G reshaped
 // q_0 x q_1). About 2 C multiply-adds per rank term.
 //
-// Determinism without atomics: the gradient of a token's parameters depends on its
+// Determinism without atomics: the gradient of a slot's parameters depends on its
 // positions only through the sum of their row gradients. So the backward first groups
-// the positions by token (a stable counting sort) and sums each token's row gradients
-// in increasing position order, one thread per token. dense and kron then add into the
-// token's own parameters (one owner per token). kronxs tokens share factor rows
-// F_{k,j}[a, :], so each token's factor gradients go to a scratch buffer, and for each
-// factor j the tokens are grouped by their digit a and reduced in increasing token
-// order, one thread per destination row (k, j, a). Results are bit-identical for any
-// number of threads.
+// the positions by slot (a stable counting sort) and sums each slot's row gradients
+// in increasing position order, one thread per slot. dense, head and kron rows then
+// take their slot's sum (one owner per slot). kronxs slots share factor rows
+// F_{k,j}[a, :], so each slot's factor gradients go to a scratch buffer, and for each
+// factor j the slots are grouped by their digit a and reduced in increasing slot
+// order, one thread per destination row (k, j, a); the norm's gain sums over slots
+// in order, one thread per channel. Results are bit-identical for any number of
+// threads.
 //
 // Spec defaults: n = 2 (or the number of factors given in q or t), r = 1, q and t the
-// balanced factors of C and V (see balanced_factors: 16x16 for C = 256, n = 2; 7x7x6 for
-// n = 3). No factor may exceed its target (q_j <= C, t_j <= V): the excess could never
-// reach a row. Tokens passed to the kernels must be in [0, V).
+// balanced factors of C and V - head (see balanced_factors: 16x16 for C = 256, n = 2;
+// 7x7x6 for n = 3), head=0, order=id, layout=radix, norm=none, lr=1. No factor may
+// exceed its target (q_j <= C, t_j <= V - head): the excess could never reach a row.
+// Tokens passed to the kernels must be in [0, V).
 #include "embed_factor.h"
 
 #include <ctype.h>
@@ -50,6 +56,10 @@
 #include <string.h>
 
 static const char *const kind_names[] = {"dense", "kron", "kronxs"};
+// The keys whose value is a name, and their values (value v is the enum's value v).
+static const char *const choice_keys[3] = {"norm", "order", "layout"};
+static const char *const choice_values[3][3] = {
+    {"none", "rms", "ln"}, {"id", "freq", NULL}, {"radix", "diag", NULL}};
 
 // Allocation failure is not a user error these void kernels could report: stop.
 static void *xmalloc(size_t bytes) {
@@ -186,8 +196,10 @@ int embed_parse(Embed *e, const char *spec, int V, int C, char *err) {
         return 1;
     }
 
-    // options; 0 = not given
+    // options; 0 (or -1 for head and the named choices) = not given
     int n = 0, r = 0, nq = 0, nt = 0, q[EMBED_MAX_ORDER], t[EMBED_MAX_ORDER];
+    int head = -1, choice[3] = {-1, -1, -1};   // norm, order, layout
+    double lr = 0;
     for (char *item = opts; item;) {
         char *next = strchr(item, ',');
         if (next) *next++ = '\0';
@@ -199,22 +211,53 @@ int embed_parse(Embed *e, const char *spec, int V, int C, char *err) {
         }
         *eq = '\0';
         const char *key = item, *val = eq + 1;
-        int known = !strcmp(key, "n") || !strcmp(key, "r") || !strcmp(key, "q") ||
+        int c = -1;                                   // which of choice_keys
+        for (int i = 0; i < 3; i++)
+            if (!strcmp(key, choice_keys[i]) && (i != 2 || kind == EMBED_KRONXS)) c = i;
+        int known = c >= 0 || !strcmp(key, "n") || !strcmp(key, "r") || !strcmp(key, "q") ||
+                    !strcmp(key, "head") || !strcmp(key, "lr") ||
                     (kind == EMBED_KRONXS && !strcmp(key, "t"));
         if (!known) {
             snprintf(err, KF_ERRLEN, "unknown key '%s' in embedding spec '%s'; %s takes "
-                     "%s", key, spec, kind_names[kind],
-                     kind == EMBED_KRON ? "n, r and q" : "n, r, q and t");
+                     "%s", key, spec, kind_names[kind], kind == EMBED_KRON
+                     ? "n, r, q, head, order, norm and lr"
+                     : "n, r, q, t, head, order, layout, norm and lr");
             return 1;
         }
-        int *count = key[0] == 'q' ? &nq : &nt;
-        int seen = key[0] == 'n' ? n : key[0] == 'r' ? r : *count;
+        int seen = !strcmp(key, "n") ? n : !strcmp(key, "r") ? r : !strcmp(key, "q") ? nq
+                 : !strcmp(key, "t") ? nt : !strcmp(key, "head") ? head >= 0
+                 : !strcmp(key, "lr") ? lr > 0 : choice[c] >= 0;
         if (seen) {
             snprintf(err, KF_ERRLEN, "key '%s' given twice in embedding spec '%s'; give "
                      "it once", key, spec);
             return 1;
         }
-        if (key[0] == 'n' || key[0] == 'r') {
+        if (c >= 0) {
+            for (int v = 0; v < 3 && choice_values[c][v]; v++)
+                if (!strcmp(val, choice_values[c][v])) choice[c] = v;
+            if (choice[c] < 0) {
+                snprintf(err, KF_ERRLEN, "%s=%s is not known; use %s=%s%s%s%s%s", key, val,
+                         key, choice_values[c][0], "|", choice_values[c][1],
+                         choice_values[c][2] ? "|" : "",
+                         choice_values[c][2] ? choice_values[c][2] : "");
+                return 1;
+            }
+        } else if (!strcmp(key, "lr")) {
+            char *end;
+            lr = strtod(val, &end);
+            if (end == val || *end || !(lr > 0) || lr > 1e6) {
+                snprintf(err, KF_ERRLEN, "lr=%s is not a positive number; it multiplies "
+                         "--lr for the embedding, e.g. lr=3", val);
+                return 1;
+            }
+        } else if (!strcmp(key, "head")) {
+            if (!strcmp(val, "0")) head = 0;
+            else if (parse_positive(val, &head)) {
+                snprintf(err, KF_ERRLEN, "head=%s is not a count of tokens; give an "
+                         "integer from 0 to V-1, e.g. head=256", val);
+                return 1;
+            }
+        } else if (key[0] == 'n' || key[0] == 'r') {
             int v;
             if (parse_positive(val, &v)) {
                 snprintf(err, KF_ERRLEN, "%s=%s is not a positive integer; the %s must "
@@ -229,7 +272,7 @@ int embed_parse(Embed *e, const char *spec, int V, int C, char *err) {
             }
             *(key[0] == 'n' ? &n : &r) = v;
         } else {
-            int rc = parse_factors(val, key[0] == 'q' ? q : t, count);
+            int rc = parse_factors(val, key[0] == 'q' ? q : t, key[0] == 'q' ? &nq : &nt);
             if (rc == 1)
                 snprintf(err, KF_ERRLEN, "%s=%s is not a list of positive integers; "
                          "write e.g. %s=16x16", key, val, key);
@@ -246,6 +289,7 @@ int embed_parse(Embed *e, const char *spec, int V, int C, char *err) {
     x.kind = kind;
     x.V = V;
     x.C = C;
+    x.lr_scale = 1;
     x.init_std = 1.0 / sqrt((double)C);
     if (kind == EMBED_DENSE) {
         x.n = x.r = 1;
@@ -254,6 +298,17 @@ int embed_parse(Embed *e, const char *spec, int V, int C, char *err) {
         *e = x;
         return 0;
     }
+    x.head = head > 0 ? head : 0;
+    x.norm = choice[0] > 0 ? choice[0] : 0;
+    x.order = choice[1] > 0 ? choice[1] : 0;
+    x.layout = choice[2] > 0 ? choice[2] : 0;
+    if (lr > 0) x.lr_scale = lr;
+    if (x.head >= V) {
+        snprintf(err, KF_ERRLEN, "head=%d leaves no token to factorize (V=%d); give "
+                 "head below %d", x.head, V, V);
+        return 1;
+    }
+    const int Vf = V - x.head;                    // factorized slots
 
     // n: given, else the length of q or t, else 2; q and t must agree with it
     if (!n) n = nq ? nq : nt ? nt : 2;
@@ -280,14 +335,20 @@ int embed_parse(Embed *e, const char *spec, int V, int C, char *err) {
     if (kind == EMBED_KRON) {
         double Q = 0;
         for (int j = 0; j < n; j++) Q += x.q[j];
-        np = (double)V * x.r * Q;
+        np = (double)Vf * x.r * Q;
     } else {
         if (nt) memcpy(x.t, t, sizeof(int) * n);
-        else balanced_factors(x.t, n, V);
-        if (check_factors(x.t, n, V, 't', "vocabulary", err)) return 1;
+        else balanced_factors(x.t, n, Vf);
+        if (check_factors(x.t, n, Vf, 't', x.head ? "factorized tokens V-head" : "vocabulary",
+                          err))
+            return 1;
         np = 0;
         for (int j = 0; j < n; j++) np += (double)x.r * x.t[j] * x.q[j];
     }
+    x.factor_off = (size_t)x.head * C;
+    np += (double)x.factor_off;
+    x.norm_off = (size_t)np;
+    np += x.norm == EMBED_NORM_LN ? 2.0 * C : x.norm == EMBED_NORM_RMS ? C : 0;
     if (np > 4294967296.0) {
         snprintf(err, KF_ERRLEN, "embedding '%s' would have %.3g parameters; lower r or "
                  "the factors", spec, np);
@@ -303,13 +364,45 @@ void embed_spec_string(const Embed *e, char *out, size_t cap) {
         snprintf(out, cap, "dense");
         return;
     }
-    char qs[128], ts[128];
+    char qs[128], ts[128], layout[32] = "";
     format_factors(qs, sizeof qs, e->q, e->n);
     format_factors(ts, sizeof ts, e->t, e->n);
-    if (e->kind == EMBED_KRON)
-        snprintf(out, cap, "kron:n=%d,r=%d,q=%s", e->n, e->r, qs);
-    else
-        snprintf(out, cap, "kronxs:n=%d,r=%d,q=%s,t=%s", e->n, e->r, qs, ts);
+    if (e->kind == EMBED_KRONXS)
+        snprintf(layout, sizeof layout, ",layout=%s", choice_values[2][e->layout]);
+    snprintf(out, cap, "%s:n=%d,r=%d,q=%s%s%s,head=%d,order=%s%s,norm=%s,lr=%.9g",
+             kind_names[e->kind], e->n, e->r, qs, e->kind == EMBED_KRONXS ? ",t=" : "",
+             e->kind == EMBED_KRONXS ? ts : "", e->head, choice_values[1][e->order], layout,
+             choice_values[0][e->norm], e->lr_scale);
+}
+
+// ----------------------------------------------------------------------------
+// Slots: order=freq
+
+void embed_set_order(Embed *e, int *slot, int *token, const double *counts) {
+    const int V = e->V;
+    for (int w = 0; w < V; w++) token[w] = w;
+    // insertion of each token after those with a larger count, or an equal count and
+    // a smaller id (a stable sort by decreasing count); V log V would do, V^2 in the
+    // worst case is still a few ms for V = 8000 and runs once
+    for (int i = 1; i < V; i++) {
+        int w = token[i], k = i;
+        while (k > 0 && counts[token[k - 1]] < counts[w]) { token[k] = token[k - 1]; k--; }
+        token[k] = w;
+    }
+    for (int s = 0; s < V; s++) slot[token[s]] = s;
+    e->slot = slot;
+    e->token = token;
+}
+
+int embed_use_slots(Embed *e, const int *slot, int *token) {
+    for (int s = 0; s < e->V; s++) token[s] = -1;
+    for (int w = 0; w < e->V; w++) {
+        if (slot[w] < 0 || slot[w] >= e->V || token[slot[w]] >= 0) return 1;
+        token[slot[w]] = w;
+    }
+    e->slot = slot;
+    e->token = token;
+    return 0;
 }
 
 // ----------------------------------------------------------------------------
@@ -321,28 +414,45 @@ static int sum_q(const Embed *e) {
     return Q;
 }
 
+// The tensors in order: [head] factors... [norm gain] [ln bias]
 int embed_num_tensors(const Embed *e) {
-    return e->kind == EMBED_KRONXS ? e->n : 1;
+    if (e->kind == EMBED_DENSE) return 1;
+    return (e->head > 0) + (e->kind == EMBED_KRONXS ? e->n : 1) + (e->norm != EMBED_NORM_NONE) +
+           (e->norm == EMBED_NORM_LN);
 }
 
 // Unused trailing entries of shape are set to 1.
 void embed_tensor_info(const Embed *e, int i, char *name, size_t cap, int *ndim,
-                       int shape[4], size_t *offset, size_t *numel) {
+                       int shape[4], size_t *offset, size_t *numel, int *decay) {
     for (int d = 0; d < 4; d++) shape[d] = 1;
     *offset = 0;
+    *decay = 1;
+    *ndim = 2;
+    const int nfactor = e->kind == EMBED_KRONXS ? e->n : 1;
     if (e->kind == EMBED_DENSE) {
         snprintf(name, cap, "embed.weight");
-        *ndim = 2;
         shape[0] = e->V;
         shape[1] = e->C;
+    } else if (e->head > 0 && i == 0) {
+        snprintf(name, cap, "embed.head");
+        shape[0] = e->head;
+        shape[1] = e->C;
+    } else if ((i -= e->head > 0) >= nfactor) {   // the norm's gain, then bias
+        snprintf(name, cap, i == nfactor ? "embed.norm.weight" : "embed.norm.bias");
+        *offset = e->norm_off + (size_t)(i - nfactor) * e->C;
+        *ndim = 1;
+        shape[0] = e->C;
+        *decay = 0;
     } else if (e->kind == EMBED_KRON) {
         snprintf(name, cap, "embed.kron");
+        *offset = e->factor_off;
         *ndim = 3;
-        shape[0] = e->V;
+        shape[0] = e->V - e->head;
         shape[1] = e->r;
         shape[2] = sum_q(e);
     } else {
         snprintf(name, cap, "embed.kronxs.%d", i);
+        *offset = e->factor_off;
         for (int j = 0; j < i; j++) *offset += (size_t)e->r * e->t[j] * e->q[j];
         *ndim = 3;
         shape[0] = e->r;
@@ -370,15 +480,25 @@ void embed_tensor_info(const Embed *e, int i, char *name, size_t cap, int *ndim,
 // rows is exactly s^2, which makes the mean square of the table exactly R s^(2N) for
 // R = 1 and prod t = V (and close to it otherwise: within 2% in the tests).
 
+// Head rows are drawn as dense ones. With a norm, the gain starts at init_std and the
+// bias at 0, so that normalized rows have the entry scale of dense ones too.
 void embed_init(const Embed *e, real *params, uint64_t *rng) {
     if (e->kind == EMBED_DENSE) {
         for (size_t i = 0; i < e->num_params; i++)
             params[i] = (real)(e->init_std * rng_normal(rng));
         return;
     }
+    for (size_t i = 0; i < e->factor_off; i++)
+        params[i] = (real)(e->init_std * rng_normal(rng));
+    for (int c = 0; c < e->C && e->norm != EMBED_NORM_NONE; c++) {
+        params[e->norm_off + c] = (real)e->init_std;
+        if (e->norm == EMBED_NORM_LN) params[e->norm_off + e->C + c] = 0;
+    }
+    params += e->factor_off;
     double s = pow(e->init_std * e->init_std / e->r, 1.0 / (2 * e->n));
     if (e->kind == EMBED_KRON) {
-        for (size_t i = 0; i < e->num_params; i++) params[i] = (real)(s * rng_normal(rng));
+        size_t nf = e->norm_off - e->factor_off;
+        for (size_t i = 0; i < nf; i++) params[i] = (real)(s * rng_normal(rng));
         return;
     }
     int tmax = 1;
@@ -425,7 +545,7 @@ static void plan_init(Plan *p, const Embed *e) {
     for (int j = e->n; j > 0; j--) p->L[j - 1] = (p->L[j] + e->q[j - 1] - 1) / e->q[j - 1];
     p->Q = 0;
     p->pre = 0;
-    size_t x = 0;
+    size_t x = e->factor_off;
     for (int j = 0; j < e->n; j++) {
         p->qoff[j] = p->Q;
         p->Q += e->q[j];
@@ -485,43 +605,100 @@ static void term_backward(real *const *df, const real *G, const real *const *f,
     }
 }
 
-// Digits of token w in mixed radix over t_0..t_{N-1}, the last fastest.
-static void token_digits(int *d, int w, const Plan *p) {
-    for (int j = p->n - 1; j >= 0; j--) {
-        d[j] = w % p->t[j];
-        w /= p->t[j];
+// Digits of factorized slot g in the spec's layout (radix or diag), the last fastest.
+static void grid_digits(int *d, int g, const Embed *e) {
+    for (int j = e->n - 1; j >= 0; j--) {
+        d[j] = g % e->t[j];
+        g /= e->t[j];
     }
+    if (e->layout == EMBED_LAYOUT_DIAG)
+        for (int j = e->n - 1, sum = 0; j >= 0; j--) {   // d_j = (a_j + .. + a_{N-1}) mod t_j
+            sum += d[j];
+            d[j] = sum % e->t[j];
+        }
 }
 
-// Offset of factor j of rank term k of token (or slot) w in a (., R, Q) kron block.
-static size_t kron_offset(const Plan *p, int w, int k, int j) {
-    return ((size_t)w * p->R + k) * p->Q + p->qoff[j];
+static int slot_of(const Embed *e, int w) { return e->slot ? e->slot[w] : w; }
+static int token_of(const Embed *e, int s) { return e->token ? e->token[s] : s; }
+
+// Offset of factor j of rank term k of factorized slot g in a (., R, Q) kron block.
+static size_t kron_offset(const Plan *p, int g, int k, int j) {
+    return ((size_t)g * p->R + k) * p->Q + p->qoff[j];
 }
 
-// Offsets of the N factor vectors of rank term k of token w in the parameter block.
-static void factor_offsets(size_t *off, const Embed *e, const Plan *p, int w, int k) {
+// Offsets of the N factor vectors of rank term k of factorized slot g in the parameter
+// block.
+static void factor_offsets(size_t *off, const Embed *e, const Plan *p, int g, int k) {
     if (e->kind == EMBED_KRON) {
-        for (int j = 0; j < p->n; j++) off[j] = kron_offset(p, w, k, j);
+        for (int j = 0; j < p->n; j++) off[j] = e->factor_off + kron_offset(p, g, k, j);
         return;
     }
     int d[EMBED_MAX_ORDER];
-    token_digits(d, w, p);
+    grid_digits(d, g, e);
     for (int j = 0; j < p->n; j++)
         off[j] = p->xoff[j] + ((size_t)k * p->t[j] + d[j]) * p->q[j];
 }
 
-// out = alpha row(w) for a factorized embedding.                out (C), work (pre)
-static void row_forward(real *out, const real *params, const Embed *e, const Plan *p,
-                        int w, real alpha, real *work) {
+// out = alpha sum_k (x)_j f_{k,j}, the product row of factorized slot g.
+//                                                              out (C), work (pre)
+static void product_row(real *out, const real *params, const Embed *e, const Plan *p,
+                        int g, real alpha, real *work) {
     memset(out, 0, sizeof(real) * p->C);
     for (int k = 0; k < p->R; k++) {
         size_t off[EMBED_MAX_ORDER];
         const real *f[EMBED_MAX_ORDER];
-        factor_offsets(off, e, p, w, k);
+        factor_offsets(off, e, p, g, k);
         for (int j = 0; j < p->n; j++) f[j] = params + off[j];
         build_prefixes(work, f, p);
         kron_cut(out, work + p->poff[p->n - 1], f[p->n - 1], p->q[p->n - 1], p->C, alpha);
     }
+}
+
+// ----------------------------------------------------------------------------
+// The norm of a factorized row x (C), with gain gamma and (ln) bias beta:
+//   rms: xhat = x r,         r = 1 / sqrt(mean(x^2) + eps)
+//   ln:  xhat = (x - mu) r,  r = 1 / sqrt(mean((x - mu)^2) + eps),  mu = mean(x)
+//   y = gamma * xhat (+ beta)
+// Backward, given dy: dgamma += dy * xhat, dbeta += dy, and with dxhat = dy * gamma,
+//   rms: dx = r (dxhat - xhat mean(dxhat xhat))
+//   ln:  dx = r (dxhat - mean(dxhat) - xhat mean(dxhat xhat))
+// (from d xhat_i / d x_j = r (delta_ij - xhat_i xhat_j / C) for rms; ln subtracts the
+// mean first, which adds the -mean(dxhat) term.) eps = 1e-5, as the model's LayerNorm.
+#define NORM_EPS 1e-5
+
+// xhat (C) in place of x; returns r.
+static real norm_standardize(real *x, const Embed *e) {
+    const int C = e->C;
+    double mu = 0, ss = 0;
+    if (e->norm == EMBED_NORM_LN) {
+        for (int c = 0; c < C; c++) mu += x[c];
+        mu /= C;
+    }
+    for (int c = 0; c < C; c++) ss += (x[c] - mu) * (x[c] - mu);
+    real r = (real)(1.0 / sqrt(ss / C + NORM_EPS));
+    for (int c = 0; c < C; c++) x[c] = (real)((x[c] - mu) * r);
+    return r;
+}
+
+// out = alpha row(slot s): a head row, or the product row, normalized if asked.
+//                                                              out (C), work (pre)
+static void slot_row(real *out, const real *params, const Embed *e, const Plan *p, int s,
+                     real alpha, real *work) {
+    const int C = e->C;
+    if (s < e->head) {
+        const real *h = params + (size_t)s * C;
+        for (int c = 0; c < C; c++) out[c] = alpha * h[c];
+        return;
+    }
+    if (e->norm == EMBED_NORM_NONE) {
+        product_row(out, params, e, p, s - e->head, alpha, work);
+        return;
+    }
+    product_row(out, params, e, p, s - e->head, 1, work);
+    norm_standardize(out, e);
+    const real *gamma = params + e->norm_off, *beta = gamma + C;
+    for (int c = 0; c < C; c++)
+        out[c] = alpha * (gamma[c] * out[c] + (e->norm == EMBED_NORM_LN ? beta[c] : 0));
 }
 
 // ----------------------------------------------------------------------------
@@ -546,56 +723,62 @@ void embed_rows_forward(real *out, const int *tokens, const real *params,
         real *work = xmalloc(sizeof(real) * p.pre);
         #pragma omp for schedule(static)
         for (int i = 0; i < N; i++)
-            row_forward(out + (size_t)i * C, params, e, &p, tokens[i], scale, work);
+            slot_row(out + (size_t)i * C, params, e, &p, slot_of(e, tokens[i]), scale, work);
         free(work);
     }
 }
 
-// The whole table (V, C). Costs (multiply-adds; memory is the (V, C) scratch):
+// The whole table (V, C), row w = row(slot(w)). Costs (multiply-adds; memory is the
+// (V, C) scratch):
 //   kron:   V R C (1 + 1/q_{N-1} + ..), every row built on its own.
-//   kronxs: V R C for the last factor, plus the prefixes f_0 (x) .. (x) f_{N-2}, which
-//           all t_{N-1} rows of a block sharing the digits w_0..w_{N-2} reuse: about
-//           (V / t_{N-1}) R C / q_{N-1} more. Each thread keeps the R prefixes of its
-//           current block, so a row is R cut products of a cached prefix with
-//           F_{k,N-1}[w_{N-1}, :].
+//   kronxs: V R C for the last factor, plus the prefixes f_0 (x) .. (x) f_{N-2}. In the
+//           radix layout, all t_{N-1} consecutive slots sharing the digits
+//           g_0..g_{N-2} reuse them: about (V / t_{N-1}) R C / q_{N-1} more. Each
+//           thread keeps the R prefixes of its current block, so a row is R cut
+//           products of a cached prefix with F_{k,N-1}[g_{N-1}, :]. (In the diag
+//           layout consecutive slots share no prefix: V R C / q_{N-1} more.)
+// A norm adds 3 C per row.
 const real *embed_table_forward(real *scratch, const real *params, const Embed *e) {
     if (e->kind == EMBED_DENSE) return params;
     const int V = e->V, C = e->C;
     Plan p;
     plan_init(&p, e);
-    if (e->kind == EMBED_KRON) {
-        #pragma omp parallel
-        {
-            real *work = xmalloc(sizeof(real) * p.pre);
-            #pragma omp for schedule(static)
-            for (int w = 0; w < V; w++)
-                row_forward(scratch + (size_t)w * C, params, e, &p, w, 1, work);
-            free(work);
-        }
-        return scratch;
-    }
     const int n = p.n, tN = p.t[n - 1], qN = p.q[n - 1];
     #pragma omp parallel
     {
         real *work = xmalloc(sizeof(real) * p.pre * p.R);  // (R, pre) prefixes of a block
-        int block = -1;                                    // whose prefixes work holds
+        int cached[EMBED_MAX_ORDER], have = 0;            // whose digits work holds
         #pragma omp for schedule(static)
-        for (int w = 0; w < V; w++) {
-            if (w / tN != block) {
-                block = w / tN;
+        for (int s = 0; s < V; s++) {
+            real *row = scratch + (size_t)token_of(e, s) * C;   // (C)
+            if (e->kind == EMBED_KRON || s < e->head) {
+                slot_row(row, params, e, &p, s, 1, work);
+                continue;
+            }
+            const int g = s - e->head;
+            int d[EMBED_MAX_ORDER];
+            grid_digits(d, g, e);
+            if (!have || memcmp(d, cached, sizeof(int) * (n - 1))) {
+                memcpy(cached, d, sizeof(int) * n);
+                have = 1;
                 for (int k = 0; k < p.R; k++) {
                     size_t off[EMBED_MAX_ORDER];
                     const real *f[EMBED_MAX_ORDER];
-                    factor_offsets(off, e, &p, w, k);
+                    factor_offsets(off, e, &p, g, k);
                     for (int j = 0; j < n; j++) f[j] = params + off[j];
                     build_prefixes(work + (size_t)k * p.pre, f, &p);
                 }
             }
-            real *row = scratch + (size_t)w * C;           // (C)
             memset(row, 0, sizeof(real) * C);
             for (int k = 0; k < p.R; k++) {
-                const real *FN = params + p.xoff[n - 1] + ((size_t)k * tN + w % tN) * qN;
+                const real *FN = params + p.xoff[n - 1] + ((size_t)k * tN + d[n - 1]) * qN;
                 kron_cut(row, work + (size_t)k * p.pre + p.poff[n - 1], FN, qN, C, 1);
+            }
+            if (e->norm != EMBED_NORM_NONE) {
+                norm_standardize(row, e);
+                const real *gamma = params + e->norm_off, *beta = gamma + C;
+                for (int c = 0; c < C; c++)
+                    row[c] = gamma[c] * row[c] + (e->norm == EMBED_NORM_LN ? beta[c] : 0);
             }
         }
         free(work);
@@ -617,13 +800,13 @@ static void group_by_key(int *order, int *start, const int *key, int n, int K) {
     start[0] = 0;
 }
 
-// F_{k,j}[a, :] += sum of gtok[u, k, factor j] over the slots u whose token has digit
-// a in position j, in increasing u; one thread per destination row (k, j, a).
-static void kronxs_reduce(real *dparams, const real *gtok, const int *utok, int nu,
-                          const Plan *p) {
+// F_{k,j}[a, :] += sum of gtok[u, k, factor j] over the factorized slots grid[u] with
+// digit a in position j, in increasing u; one thread per destination row (k, j, a).
+static void kronxs_reduce(real *dparams, const real *gtok, const int *grid, int nu,
+                          const Embed *e, const Plan *p) {
     int *digits = xmalloc(sizeof(int) * (size_t)nu * p->n);   // (nu, N)
     int *key = xmalloc(sizeof(int) * (size_t)nu), *order = xmalloc(sizeof(int) * (size_t)nu);
-    for (int u = 0; u < nu; u++) token_digits(digits + (size_t)u * p->n, utok ? utok[u] : u, p);
+    for (int u = 0; u < nu; u++) grid_digits(digits + (size_t)u * p->n, grid[u], e);
     for (int j = 0; j < p->n; j++) {
         const int tj = p->t[j], qj = p->q[j];
         int *start = xmalloc(sizeof(int) * ((size_t)tj + 1));
@@ -645,40 +828,92 @@ static void kronxs_reduce(real *dparams, const real *gtok, const int *utok, int 
     free(digits);
 }
 
-// dparams += the gradient from nu distinct tokens utok[u] (utok NULL: token u), each
-// with its summed, scaled row gradient G[u, :].                          G (nu, C)
-static void tokens_backward(real *dparams, const real *G, const int *utok, int nu,
-                            const real *params, const Embed *e) {
+// The norm's backward for nu factorized slots grid[u] with row gradients G (nu, C):
+// dgamma, dbeta into dparams, and G replaced by the gradient of the product rows.
+// The gain's gradient sums over the slots in increasing u, one thread per channel.
+static void norm_backward(real *dparams, real *G, const int *grid, int nu,
+                          const real *params, const Embed *e, const Plan *p) {
     const int C = e->C;
-    if (e->kind == EMBED_DENSE) {
-        #pragma omp parallel for schedule(static)
-        for (int u = 0; u < nu; u++) {
-            real *d = dparams + (size_t)(utok ? utok[u] : u) * C;
-            const real *g = G + (size_t)u * C;
-            for (int c = 0; c < C; c++) d[c] += g[c];
+    real *X = xmalloc(sizeof(real) * (size_t)nu * C), *r = xmalloc(sizeof(real) * (size_t)nu);
+    #pragma omp parallel
+    {
+        real *work = xmalloc(sizeof(real) * p->pre);
+        #pragma omp for schedule(static)
+        for (int u = 0; u < nu; u++) {                 // X[u] = xhat of the row
+            product_row(X + (size_t)u * C, params, e, p, grid[u], 1, work);
+            r[u] = norm_standardize(X + (size_t)u * C, e);
         }
-        return;
+        free(work);
     }
+    real *dgamma = dparams + e->norm_off, *dbeta = dgamma + C;
+    const real *gamma = params + e->norm_off;
+    #pragma omp parallel for schedule(static)
+    for (int c = 0; c < C; c++) {
+        real sg = 0, sb = 0;
+        for (int u = 0; u < nu; u++) {
+            sg += G[(size_t)u * C + c] * X[(size_t)u * C + c];
+            sb += G[(size_t)u * C + c];
+        }
+        dgamma[c] += sg;
+        if (e->norm == EMBED_NORM_LN) dbeta[c] += sb;
+    }
+    #pragma omp parallel for schedule(static)
+    for (int u = 0; u < nu; u++) {
+        real *g = G + (size_t)u * C;
+        const real *xh = X + (size_t)u * C;
+        double mean_d = 0, mean_dx = 0;                // mean(dxhat), mean(dxhat xhat)
+        for (int c = 0; c < C; c++) {
+            mean_d += g[c] * gamma[c];
+            mean_dx += g[c] * gamma[c] * xh[c];
+        }
+        mean_d = e->norm == EMBED_NORM_LN ? mean_d / C : 0;
+        mean_dx /= C;
+        for (int c = 0; c < C; c++)
+            g[c] = (real)(r[u] * (g[c] * gamma[c] - mean_d - xh[c] * mean_dx));
+    }
+    free(r);
+    free(X);
+}
+
+// dparams += the gradient from nu distinct slots uslot[u], in increasing order, each
+// with its summed, scaled row gradient G[u, :] (G is overwritten).        G (nu, C)
+static void slots_backward(real *dparams, real *G, const int *uslot, int nu,
+                           const real *params, const Embed *e) {
+    const int C = e->C;
+    const int own = e->kind == EMBED_DENSE ? e->V : e->head;   // slots with own rows
+    int nh = 0;                                        // they come first
+    while (nh < nu && uslot[nh] < own) nh++;
+    #pragma omp parallel for schedule(static)
+    for (int u = 0; u < nh; u++) {                     // dense and head rows: own rows
+        real *d = dparams + (size_t)uslot[u] * C;
+        const real *g = G + (size_t)u * C;
+        for (int c = 0; c < C; c++) d[c] += g[c];
+    }
+    if (e->kind == EMBED_DENSE) return;
+    const int nf = nu - nh;
+    G += (size_t)nh * C;
+    int *grid = xmalloc(sizeof(int) * ((size_t)nf + 1));   // factorized slot of each u
+    for (int u = 0; u < nf; u++) grid[u] = uslot[nh + u] - e->head;
     Plan p;
     plan_init(&p, e);
-    // kron: gradients go straight to the token's own parameters. kronxs: to gtok
-    // (nu, R, Q), laid out like kron parameters, then reduced into the shared rows.
+    if (e->norm != EMBED_NORM_NONE) norm_backward(dparams, G, grid, nf, params, e, &p);
+    // kron: gradients go straight to the slot's own parameters. kronxs: to gtok
+    // (nf, R, Q), laid out like kron parameters, then reduced into the shared rows.
     real *gtok = NULL;
     if (e->kind == EMBED_KRONXS) {
-        gtok = xmalloc(sizeof(real) * (size_t)nu * p.R * p.Q);
-        memset(gtok, 0, sizeof(real) * (size_t)nu * p.R * p.Q);
+        gtok = xmalloc(sizeof(real) * (size_t)nf * p.R * p.Q);
+        memset(gtok, 0, sizeof(real) * (size_t)nf * p.R * p.Q);
     }
     #pragma omp parallel
     {
         real *work = xmalloc(sizeof(real) * ((size_t)p.pre + p.L[p.n - 1]));
         #pragma omp for schedule(static)
-        for (int u = 0; u < nu; u++) {
-            const int w = utok ? utok[u] : u;
+        for (int u = 0; u < nf; u++) {
             for (int k = 0; k < p.R; k++) {
                 size_t off[EMBED_MAX_ORDER];
                 const real *f[EMBED_MAX_ORDER];
                 real *df[EMBED_MAX_ORDER];
-                factor_offsets(off, e, &p, w, k);
+                factor_offsets(off, e, &p, grid[u], k);
                 for (int j = 0; j < p.n; j++) {
                     f[j] = params + off[j];
                     df[j] = gtok ? gtok + kron_offset(&p, u, k, j) : dparams + off[j];
@@ -689,42 +924,57 @@ static void tokens_backward(real *dparams, const real *G, const int *utok, int n
         free(work);
     }
     if (gtok) {
-        kronxs_reduce(dparams, gtok, utok, nu, &p);
+        kronxs_reduce(dparams, gtok, grid, nf, e, &p);
         free(gtok);
     }
+    free(grid);
 }
 
 void embed_rows_backward(real *dparams, const real *dout, const int *tokens,
                          const real *params, const Embed *e, int N, real scale) {
     const int V = e->V, C = e->C;
-    // group the positions by token; utok lists the distinct tokens in increasing order
-    int *order = xmalloc(sizeof(int) * (size_t)N), *start = xmalloc(sizeof(int) * ((size_t)V + 1));
-    group_by_key(order, start, tokens, N, V);
-    int *utok = xmalloc(sizeof(int) * (size_t)N), nu = 0;
-    for (int w = 0; w < V; w++)
-        if (start[w + 1] > start[w]) utok[nu++] = w;
+    // group the positions by slot; uslot lists the distinct slots in increasing order
+    int *key = xmalloc(sizeof(int) * (size_t)N), *order = xmalloc(sizeof(int) * (size_t)N);
+    int *start = xmalloc(sizeof(int) * ((size_t)V + 1));
+    for (int i = 0; i < N; i++) key[i] = slot_of(e, tokens[i]);
+    group_by_key(order, start, key, N, V);
+    int *uslot = xmalloc(sizeof(int) * (size_t)N), nu = 0;
+    for (int s = 0; s < V; s++)
+        if (start[s + 1] > start[s]) uslot[nu++] = s;
     real *G = xmalloc(sizeof(real) * (size_t)nu * C);         // (nu, C)
     #pragma omp parallel for schedule(static)
     for (int u = 0; u < nu; u++) {
         real *g = G + (size_t)u * C;
         memset(g, 0, sizeof(real) * C);
-        for (int s = start[utok[u]]; s < start[utok[u] + 1]; s++) {
-            const real *d = dout + (size_t)order[s] * C;
+        for (int i = start[uslot[u]]; i < start[uslot[u] + 1]; i++) {
+            const real *d = dout + (size_t)order[i] * C;
             for (int c = 0; c < C; c++) g[c] += d[c];
         }
         for (int c = 0; c < C; c++) g[c] *= scale;
     }
-    tokens_backward(dparams, G, utok, nu, params, e);
+    slots_backward(dparams, G, uslot, nu, params, e);
     free(G);
-    free(utok);
+    free(uslot);
     free(start);
     free(order);
+    free(key);
 }
 
 // Costs (multiply-adds): kron V R 2C; kronxs V R 2C plus V R Q for the reduction, and
-// V R Q reals of scratch for the per-token factor gradients. Rows w >= V of a kronxs
-// grid (prod t > V) are not in the table and contribute nothing.
+// V R Q reals of scratch for the per-slot factor gradients; with a norm, one more
+// product row per slot (the forward's xhat is not kept). Rows g >= V - head of a
+// kronxs grid (prod t > V - head) are not in the table and contribute nothing.
 void embed_table_backward(real *dparams, const real *dtable, const real *params,
                           const Embed *e) {
-    tokens_backward(dparams, dtable, NULL, e->V, params, e);
+    const int V = e->V, C = e->C;
+    real *G = xmalloc(sizeof(real) * (size_t)V * C);          // dtable in slot order
+    int *uslot = xmalloc(sizeof(int) * (size_t)V);
+    #pragma omp parallel for schedule(static)
+    for (int s = 0; s < V; s++) {
+        uslot[s] = s;
+        memcpy(G + (size_t)s * C, dtable + (size_t)token_of(e, s) * C, sizeof(real) * C);
+    }
+    slots_backward(dparams, G, uslot, V, params, e);
+    free(uslot);
+    free(G);
 }

@@ -11,6 +11,19 @@
 //                               (w_0..w_{N-1}) over (t_0..t_{N-1}), w_{N-1} fastest;
 //                               row(w) = sum_k (x)_j F_{k,j}[w_j, :], cut to C.
 //                               params R * sum_j t_j q_j
+// Options of both factorized kinds (the study of README "Dense against factorized"):
+//   order=id|freq     the slot of token w: w itself, or its rank by frequency in the
+//                     training data (the most frequent token gets slot 0); the table
+//                     of ranks is set by embed_set_order and saved with the model
+//   head=K            slots 0..K-1 get dense rows of their own (K C params); the other
+//                     V - K slots are factorized (kronxs: prod t >= V - K)
+//   layout=radix|diag kronxs: the digits of factorized slot g. radix: g in mixed radix
+//                     (a_0..a_{N-1}) over t. diag: digit j is (a_j + .. + a_{N-1}) mod
+//                     t_j, so the first t_{N-1} slots (with order=freq, the most
+//                     frequent tokens) share no row of any factor
+//   norm=none|rms|ln  each factorized row divided by its RMS (rms) or standardized
+//                     (ln), times a learned gain (C params; ln adds a bias, C more)
+//   lr=X              the learning rate of the embedding's tensors is X times --lr
 // The parameters of an embedding are one contiguous block of `num_params` reals, laid
 // out as the tensors listed by embed_tensor_info. Factors are numbered from 0, as in the
 // code (the spec's Q1..QN are q_0..q_{N-1}).
@@ -20,6 +33,9 @@
 #include "common.h"
 
 enum { EMBED_DENSE = 0, EMBED_KRON = 1, EMBED_KRONXS = 2 };
+enum { EMBED_NORM_NONE = 0, EMBED_NORM_RMS = 1, EMBED_NORM_LN = 2 };
+enum { EMBED_ORDER_ID = 0, EMBED_ORDER_FREQ = 1 };
+enum { EMBED_LAYOUT_RADIX = 0, EMBED_LAYOUT_DIAG = 1 };
 #define EMBED_MAX_ORDER 8
 
 typedef struct {
@@ -27,9 +43,16 @@ typedef struct {
     int V, C;                  // vocabulary size, embedding width (d_model)
     int n, r;                  // order N and rank R (1, 1 for dense)
     int q[EMBED_MAX_ORDER];    // factor widths, prod q >= C
-    int t[EMBED_MAX_ORDER];    // kronxs: factor heights, prod t >= V
+    int t[EMBED_MAX_ORDER];    // kronxs: factor heights, prod t >= V - head
+    int head;                  // slots with a dense row of their own
+    int norm, order, layout;   // EMBED_NORM_*, EMBED_ORDER_*, EMBED_LAYOUT_*
+    double lr_scale;           // learning rate multiplier of the embedding's tensors
     size_t num_params;         // reals in the parameter block
+    size_t factor_off;         // where the factors start (after the head rows)
+    size_t norm_off;           // where the norm's gain (then ln's bias) starts
     double init_std;           // std of every entry of a row at initialization
+    const int *slot;           // (V) order=freq: token -> slot, NULL: the identity
+    const int *token;          // (V) its inverse, slot -> token
 } Embed;
 
 // Parses SPEC ("dense", "kron:n=2,r=1", "kronxs:n=2,r=8,q=16x16,t=90x90", ...) for a
@@ -37,14 +60,24 @@ typedef struct {
 // Returns 0, or non-zero with a one-line message naming the problem and the fix.
 int embed_parse(Embed *e, const char *spec, int V, int C, char *err);
 
-// Canonical spec with every default filled in, e.g. "kronxs:n=2,r=8,q=16x16,t=90x90".
+// Canonical spec with every option written out, e.g.
+// "kronxs:n=2,r=8,q=16x16,t=90x89,head=0,order=id,layout=radix,norm=none,lr=1".
 void embed_spec_string(const Embed *e, char *out, size_t cap);
 
+// order=freq: the slots from token counts (V): by decreasing count, ties by token id.
+// Fills slot and token (V each, owned by the caller) and points e at them.
+void embed_set_order(Embed *e, int *slot, int *token, const double *counts);
+// Points e at a saved slot table (V); fills token with its inverse. Returns 0, or
+// non-zero if slot is not a permutation of 0..V-1.
+int embed_use_slots(Embed *e, const int *slot, int *token);
+
 // Tensors of the parameter block, in order, for checkpoints and printing.
-// i in [0, embed_num_tensors): name (e.g. "embed.weight", "embed.kron", "embed.kronxs.0"), shape.
+// i in [0, embed_num_tensors): name (e.g. "embed.weight", "embed.kron", "embed.kronxs.0",
+// "embed.head", "embed.norm.weight"), shape, and whether AdamW decays it (not the
+// norm's gain and bias).
 int embed_num_tensors(const Embed *e);
 void embed_tensor_info(const Embed *e, int i, char *name, size_t cap, int *ndim,
-                       int shape[4], size_t *offset, size_t *numel);
+                       int shape[4], size_t *offset, size_t *numel, int *decay);
 
 // Fills the parameters so that every entry of every row has mean 0 and standard
 // deviation e->init_std (the dense initialization), whatever the order and rank.

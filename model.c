@@ -418,8 +418,8 @@ static int layout_params(Model *m) {
     for (int i = 0; i < embed_num_tensors(&m->emb); i++) {
         TensorInfo *t = &m->tensors[m->ntensors++];
         embed_tensor_info(&m->emb, i, t->name, sizeof(t->name), &t->ndim, t->shape,
-                          &t->offset, &t->numel);
-        t->decay = DECAY;
+                          &t->offset, &t->numel, &t->decay);
+        t->lr_scale = (float)m->emb.lr_scale;
         t->init = INIT_EMBED;
     }
     size_t total = m->emb.num_params;
@@ -437,6 +437,7 @@ static int layout_params(Model *m) {
         }
         t->offset = total;
         t->decay = e->decay;
+        t->lr_scale = 1;
         t->init = e->init;
         total += t->numel;
     }
@@ -619,7 +620,27 @@ static int acts_carve(Model *m, int B, int S, int T) {
 
 static void decoder_free(struct Decoder *d);
 
+static int alloc_slots(Model *m) {
+    if (m->emb_slot) return 1;
+    m->emb_slot = malloc(sizeof(int) * (size_t)m->cfg.V);
+    m->emb_token = malloc(sizeof(int) * (size_t)m->cfg.V);
+    return !m->emb_slot || !m->emb_token;
+}
+
+int model_set_token_counts(Model *m, const double *counts) {
+    if (alloc_slots(m)) return 1;
+    embed_set_order(&m->emb, m->emb_slot, m->emb_token, counts);
+    return 0;
+}
+
+int model_use_slots(Model *m, const int *slot) {
+    if (alloc_slots(m)) return 1;
+    memcpy(m->emb_slot, slot, sizeof(int) * (size_t)m->cfg.V);
+    return embed_use_slots(&m->emb, m->emb_slot, m->emb_token);
+}
+
 void model_free(Model *m) {
+    free(m->emb_slot); free(m->emb_token);
     decoder_free(m->dec);
     if (m->acts) { free(m->acts->mem); free(m->acts->imem); free(m->acts->vmem); free(m->acts); }
     free(m->param_mem); free(m->grad_mem); free(m->adam_m); free(m->adam_v); free(m->pos);
@@ -1302,14 +1323,14 @@ void model_adamw(Model *m, float lr, float beta1, float beta2, float eps,
     real c1 = (real)(1.0 / (1.0 - pow(beta1, t))), c2 = (real)(1.0 / (1.0 - pow(beta2, t)));
     for (int k = 0; k < m->ntensors; k++) {
         const TensorInfo *ti = &m->tensors[k];
-        real wd = ti->decay ? weight_decay : 0;
+        real wd = ti->decay ? weight_decay : 0, lrt = lr * ti->lr_scale;
         real *p = m->param_mem + ti->offset, *g = m->grad_mem + ti->offset;
         real *mm = m->adam_m + ti->offset, *vv = m->adam_v + ti->offset;
         #pragma omp parallel for
         for (size_t i = 0; i < ti->numel; i++) {
             mm[i] = beta1 * mm[i] + (1 - beta1) * g[i];
             vv[i] = beta2 * vv[i] + (1 - beta2) * g[i] * g[i];
-            p[i] -= lr * (mm[i] * c1 / (sqrt(vv[i] * c2) + eps) + wd * p[i]);
+            p[i] -= lrt * (mm[i] * c1 / (sqrt(vv[i] * c2) + eps) + wd * p[i]);
         }
     }
 }

@@ -83,6 +83,7 @@ typedef struct {
     size_t numel;
     int ndim, shape[4];
     int decay;           // AdamW weight decay applies (not to LN gains and biases)
+    float lr_scale;      // AdamW's learning rate is lr_scale * lr (the embed spec's lr=)
     InitKind init;
 } TensorInfo;
 #define MAX_TENSORS 64
@@ -92,6 +93,7 @@ typedef struct Acts Acts; // activations, private to model.c
 typedef struct {
     Config cfg;
     Embed emb;
+    int *emb_slot, *emb_token;    // (V) each: the embedding's slots (order=freq), or NULL
     size_t num_params, num_embed_params;
     TensorInfo tensors[MAX_TENSORS];
     int ntensors;
@@ -126,6 +128,11 @@ int model_build(Model *m, const Config *cfg, char *err);
 // branches scaled by 1/sqrt(2 * layers)), zero biases, unit LN gains, embeddings with
 // std C^-1/2 (so sqrt(C) * row has unit variance).
 void model_init(Model *m, uint64_t seed);
+// order=freq embeddings: the slots from the token counts of the training data (V).
+// model_use_slots takes a saved slot table (V) instead; non-zero if it is not a
+// permutation. Either may be called once, after model_build.
+int model_set_token_counts(Model *m, const double *counts);
+int model_use_slots(Model *m, const int *slot);
 void model_free(Model *m);
 
 // Forward pass. src (B, S) (NULL for lm), tgt_in (B, T), tgt_out (B, T) or NULL;

@@ -60,7 +60,7 @@ static void restore_signals(const struct sigaction old[2]) {
 // ----------------------------------------------------------------------------
 // checkpoint: model.safetensors with the config as metadata
 
-#define NMETA 16
+#define NMETA 20
 
 // Writes RUNDIR/tokenizer.bin, then RUNDIR/model.safetensors (each atomically): a run
 // directory keeps a matching pair, so a new run into an old directory leaves the old
@@ -70,14 +70,17 @@ static int save_checkpoint(const Model *m, const char *dir, const Tokenizer *tok
     char path[PATH_CAP];
     path_join(path, dir, "tokenizer.bin");
     if (tokenizer_save(tok, path, err)) return 1;
-    StTensor t[MAX_TENSORS];
-    for (int i = 0; i < m->ntensors; i++) {
+    StTensor t[MAX_TENSORS + 1];
+    int nt = 0;
+    for (int i = 0; i < m->ntensors; i++, nt++) {
         const TensorInfo *ti = &m->tensors[i];
-        t[i].name = ti->name;
-        t[i].data = m->param_mem + ti->offset;
-        t[i].ndim = ti->ndim;
+        t[i] = (StTensor){ .name = ti->name, .data = m->param_mem + ti->offset,
+                           .ndim = ti->ndim };
         memcpy(t[i].shape, ti->shape, sizeof(t[i].shape));
     }
+    if (m->emb.slot)   // order=freq: the slot of every token
+        t[nt++] = (StTensor){ .name = "embed.slot", .ints = m->emb.slot, .ndim = 1,
+                              .shape = {m->cfg.V} };
     const Config *c = &m->cfg;
     char val[NMETA][160];
     const char *meta[2 * NMETA];
@@ -94,14 +97,15 @@ static int save_checkpoint(const Model *m, const char *dir, const Tokenizer *tok
     META("Ld", "%d", c->Ld);
     META("maxT", "%d", c->maxT);
     META("tie", "%d", c->tie);
-    META("embed", "%s", c->embed);
+    embed_spec_string(&m->emb, val[n], sizeof(val[n]));   // every option written out
+    meta[2 * n] = "embed"; meta[2 * n + 1] = val[n]; n++;
     META("dropout", "%.9g", c->dropout);
     META("label_smoothing", "%.9g", c->label_smoothing);
     META("tokenizer_checksum", "%016llx", (unsigned long long)tokenizer_checksum(tok));
     META("step", "%ld", step);
     #undef META
     path_join(path, dir, "model.safetensors");
-    return st_save(path, t, m->ntensors, meta, n, err);
+    return st_save(path, t, nt, meta, n, err);
 }
 
 // Integer metadata value in [0, max]; fails on a missing, non-numeric or out-of-range one.
@@ -152,8 +156,17 @@ int run_load(Model *m, Tokenizer **tok, long *step, const char *dir, char *err) 
     if (!f) return 1;
     Config c;
     config_default(&c);
+    // embed: the spec with every option written out. Files written before the options
+    // of the study hold the spec as typed (no lr=): their options are the old defaults.
     const char *arch = st_meta(f, "arch"), *embed = st_meta(f, "embed");
     const char *sum = st_meta(f, "tokenizer_checksum");
+    char legacy[sizeof(c.embed)];
+    if (embed && strncmp(embed, "dense", 5) && !strstr(embed, "lr=")) {
+        snprintf(legacy, sizeof legacy, "%s%s,head=0,order=id,norm=none,lr=1%s", embed,
+                 strchr(embed, ':') ? "" : ":n=2",
+                 strncmp(embed, "kronxs", 6) ? "" : ",layout=radix");
+        embed = legacy;
+    }
     if (!arch || !embed || !sum || strlen(embed) >= sizeof(c.embed) ||
         (strcmp(arch, "seq2seq") && strcmp(arch, "lm"))) {
         errorf(err, "%s lacks kronformer metadata (arch, embed, tokenizer_checksum); "
@@ -184,13 +197,25 @@ int run_load(Model *m, Tokenizer **tok, long *step, const char *dir, char *err) 
         st_close(f);
         return 1;
     }
-    for (int i = 0; i < m->ntensors; i++) {
+    int failed = 0;
+    for (int i = 0; i < m->ntensors && !failed; i++) {
         const TensorInfo *t = &m->tensors[i];
-        if (st_read(f, t->name, m->param_mem + t->offset, t->ndim, t->shape, err)) {
-            st_close(f);
-            model_free(m);
-            return 1;
+        failed = st_read(f, t->name, m->param_mem + t->offset, t->ndim, t->shape, err);
+    }
+    if (!failed && m->emb.order == EMBED_ORDER_FREQ) {   // the slot table
+        int32_t *slot = malloc(sizeof(int32_t) * (size_t)c.V);
+        failed = !slot || st_read_ints(f, "embed.slot", slot, 1, &c.V, NULL, err);
+        if (!failed && model_use_slots(m, slot)) {
+            errorf(err, "%s: embed.slot is not a permutation of the vocabulary; the "
+                   "checkpoint is corrupt, train it again with `train fit`", path);
+            failed = 1;
         }
+        free(slot);
+    }
+    if (failed) {
+        st_close(f);
+        model_free(m);
+        return 1;
     }
     unsigned long long want = strtoull(sum, NULL, 16);
     const char *saved_at = st_meta(f, "step");
@@ -310,6 +335,22 @@ static int memory_check(const Model *m, const Dataset *d, int batch_tokens, char
 // Everything a run can refuse, checked before anything is written: the options, the
 // data, the config, the model's memory, the training and validation batches. On success
 // d, cfg, m and *bt (the training batches) are the caller's to free.
+// order=freq: the embedding's slots from how often each token enters it in the training
+// set: the tokens of both sides, <eos> once per source and <bos> once per target.
+static int set_token_counts(Model *m, const Dataset *d, int lm) {
+    double *counts = calloc((size_t)m->cfg.V, sizeof(double));
+    if (!counts) return 1;
+    const TokenFile *side[2] = {lm ? NULL : &d->train_src, &d->train_tgt};
+    for (int k = 0; k < 2; k++) {
+        if (!side[k]) continue;
+        for (size_t i = 0; i < side[k]->ntok; i++) counts[side[k]->tok[i]]++;
+        counts[k == 0 ? TOK_EOS : TOK_BOS] += (double)side[k]->n;
+    }
+    int rc = model_set_token_counts(m, counts);
+    free(counts);
+    return rc;
+}
+
 static int fit_setup(const FitOptions *o, Dataset *d, Config *cfg, Model *m, Batcher **bt,
                      char *err) {
     #define BAD(...) do { errorf(err, __VA_ARGS__); goto fail; } while (0)
@@ -359,6 +400,8 @@ static int fit_setup(const FitOptions *o, Dataset *d, Config *cfg, Model *m, Bat
         memory_check(m, d, o->batch_tokens, err))
         goto fail;
     const int lm = cfg->arch == ARCH_LM;
+    if (m->emb.order == EMBED_ORDER_FREQ && set_token_counts(m, d, lm))
+        BAD("out of memory counting the tokens of %s", o->data_dir);
     char why[KF_ERRLEN];
     Batcher *vbt = batcher_new(lm ? NULL : &d->valid_src, &d->valid_tgt, o->batch_tokens,
                                0, 0, why);

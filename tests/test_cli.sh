@@ -298,6 +298,28 @@ $TRAIN average --out "$T/avg3" "$T/r/checkpoints/step-000060" "$T/r/checkpoints/
     "$T/r/checkpoints/step-000060" "$T/r/checkpoints/step-000040" >/dev/null 2>&1
 cmp -s "$T/avg3/model.safetensors" "$T/avg/model.safetensors" && pass average_is_symmetric ||
     fail average_is_symmetric "files differ"
+
+# order=freq: the slot table is saved (an I32 tensor), read back and written again bit
+# for bit; and the model translates after loading
+expect_exit fit_embed_options 0 $TRAIN fit --data "$T/d" --out "$T/rf" $SMALL --steps 4 --eval-every 2 \
+    --bleu-sentences 0 --embed kronxs:n=2,r=2,order=freq,head=5,norm=ln,layout=diag,lr=2
+grep -aq '"embed.slot":{"dtype":"I32","shape":\[[0-9]*\]' "$T/rf/model.safetensors" &&
+    grep -aq "\"embed\":\"kronxs:n=2,r=2,q=[0-9x]*,t=[0-9x]*,head=5,order=freq,layout=diag,norm=ln,lr=2\"" "$T/rf/model.safetensors" &&
+    pass embed_slot_saved || fail embed_slot_saved "no I32 embed.slot or expanded embed_spec in the header"
+$TRAIN average --out "$T/avgf" "$T/rf" "$T/rf" >/dev/null 2>&1
+cmp -s "$T/avgf/model.safetensors" "$T/rf/model.safetensors" && pass embed_slot_round_trip ||
+    fail embed_slot_round_trip "files differ"
+expect_exit translate_embed_options 0 $TRAIN translate --model "$T/rf" --threads 1 <"$T/in.en"
+# a checkpoint from before the options (its embed as typed, "kronxs:n=2,r=2") loads
+# with the old defaults: the header rewritten in place, padded with JSON whitespace
+mkdir -p "$T/legacy" && cp "$T/cmp/kronxs_n2_r2/tokenizer.bin" "$T/legacy/" &&
+    perl -pe 's/"embed":"(kronxs:n=2,r=2),[^"]*"/my $k = $&; my $n = "\"embed\":\"$1\""; $n . " " x (length($k) - length($n))/e' \
+        "$T/cmp/kronxs_n2_r2/model.safetensors" >"$T/legacy/model.safetensors"
+grep -aq '"embed":"kronxs:n=2,r=2" ' "$T/legacy/model.safetensors" &&
+    $TRAIN translate --model "$T/legacy" --threads 1 <"$T/in.en" >"$T/legacy.out" 2>"$T/err" &&
+    $TRAIN translate --model "$T/cmp/kronxs_n2_r2" --threads 1 <"$T/in.en" >"$T/expanded.out" &&
+    cmp -s "$T/legacy.out" "$T/expanded.out" && pass embed_legacy_spec_loads ||
+    fail embed_legacy_spec_loads "$(cat "$T/err")"
 cksum "$T/avg/model.safetensors" >"$T/sum.before"
 expect_exit average_refuses_existing 2 $TRAIN average --out "$T/avg" "$T/r" "$T/r"
 cksum "$T/avg/model.safetensors" | cmp -s - "$T/sum.before" && pass average_leaves_existing_model ||

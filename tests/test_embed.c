@@ -45,44 +45,82 @@ static double max_abs(const real *a, size_t n) {
 }
 
 // ----------------------------------------------------------------------------
-// A naive oracle written from the documented layout: row(w)[i] = sum_k prod_j
-// f_{k,j}[i_j], with (i_1..i_N) the digits of i over q and, for kronxs, (w_1..w_N) those
-// of w over t, the last fastest.
+// A naive oracle written from the documented layout: token w sits in slot s (w, or
+// its rank with order=freq); a slot below head is its own dense row; otherwise
+// g = s - head and row(g)[i] = sum_k prod_j f_{k,j}[i_j], with (i_0..i_{N-1}) the
+// digits of i over q and, for kronxs, the digits of g over t (the last fastest; diag:
+// digit j is the sum of the radix digits j..N-1 mod t_j); then the norm, in double.
 static void oracle_row(real *row, const real *params, const Embed *e, int w) {
     if (e->kind == EMBED_DENSE) {
         for (int c = 0; c < e->C; c++) row[c] = params[(size_t)w * e->C + c];
         return;
     }
-    int Q = 0, qoff[EMBED_MAX_ORDER], wd[EMBED_MAX_ORDER];
-    size_t toff[EMBED_MAX_ORDER] = {0};
+    int s = e->slot ? e->slot[w] : w;
+    if (s < e->head) {
+        for (int c = 0; c < e->C; c++) row[c] = params[(size_t)s * e->C + c];
+        return;
+    }
+    const int g = s - e->head;
+    const real *f = params + (size_t)e->head * e->C;   // the factors follow the head
+    int Q = 0, qoff[EMBED_MAX_ORDER], wd[EMBED_MAX_ORDER] = {0};
+    size_t toff[EMBED_MAX_ORDER] = {0}, nf = 0;
     for (int j = 0; j < e->n; j++) {
         qoff[j] = Q;
         Q += e->q[j];
         if (j) toff[j] = toff[j - 1] + (size_t)e->r * e->t[j - 1] * e->q[j - 1];
+        nf += (size_t)e->r * e->t[j] * e->q[j];
     }
-    for (int j = e->n - 1, x = w; j >= 0 && e->kind == EMBED_KRONXS; j--) {
+    if (e->kind == EMBED_KRON) nf = (size_t)(e->V - e->head) * e->r * Q;
+    for (int j = e->n - 1, x = g; j >= 0 && e->kind == EMBED_KRONXS; j--) {
         wd[j] = x % e->t[j];
         x /= e->t[j];
     }
+    if (e->layout == EMBED_LAYOUT_DIAG) {
+        int a[EMBED_MAX_ORDER];
+        memcpy(a, wd, sizeof a);
+        for (int j = 0; j < e->n; j++) {
+            int sum = 0;
+            for (int i = j; i < e->n; i++) sum += a[i];
+            wd[j] = sum % e->t[j];
+        }
+    }
+    double x[4096];
     for (int i = 0; i < e->C; i++) {
         int id[EMBED_MAX_ORDER];
-        for (int j = e->n - 1, x = i; j >= 0; j--) {
-            id[j] = x % e->q[j];
-            x /= e->q[j];
+        for (int j = e->n - 1, y = i; j >= 0; j--) {
+            id[j] = y % e->q[j];
+            y /= e->q[j];
         }
         double sum = 0;
         for (int k = 0; k < e->r; k++) {
             double prod = 1;
             for (int j = 0; j < e->n; j++) {
                 size_t at = e->kind == EMBED_KRON
-                    ? ((size_t)w * e->r + k) * Q + qoff[j] + id[j]
+                    ? ((size_t)g * e->r + k) * Q + qoff[j] + id[j]
                     : toff[j] + ((size_t)k * e->t[j] + wd[j]) * e->q[j] + id[j];
-                prod *= params[at];
+                prod *= f[at];
             }
             sum += prod;
         }
-        row[i] = (real)sum;
+        x[i] = sum;
     }
+    double mu = 0, var = 0;
+    for (int i = 0; i < e->C && e->norm == EMBED_NORM_LN; i++) mu += x[i] / e->C;
+    for (int i = 0; i < e->C; i++) var += (x[i] - mu) * (x[i] - mu) / e->C;
+    const real *gain = f + nf, *bias = gain + e->C;
+    for (int i = 0; i < e->C; i++)
+        row[i] = (real)(e->norm == EMBED_NORM_NONE ? x[i]
+                        : gain[i] * (x[i] - mu) / sqrt(var + 1e-5) +
+                          (e->norm == EMBED_NORM_LN ? bias[i] : 0));
+}
+
+// order=freq: slots from fixed counts, with ties (count w mod 5, by 7s)
+static int slot_buf[4096], token_buf[4096];
+static void set_test_order(Embed *e) {
+    if (e->order != EMBED_ORDER_FREQ) return;
+    double counts[4096];
+    for (int w = 0; w < e->V; w++) counts[w] = (w * 7) % 5;
+    embed_set_order(e, slot_buf, token_buf, counts);
 }
 
 // ----------------------------------------------------------------------------
@@ -100,18 +138,30 @@ static void test_defaults(void) {
         char spec[64], want[128], got[128], name[96];
         snprintf(spec, sizeof spec, "kron:n=%d", cases[i].n);
         Embed e = make(spec, 50, cases[i].target);
-        snprintf(want, sizeof want, "kron:n=%d,r=1,q=%s", cases[i].n, cases[i].q);
+        snprintf(want, sizeof want, "kron:n=%d,r=1,q=%s,head=0,order=id,norm=none,lr=1",
+                 cases[i].n, cases[i].q);
         embed_spec_string(&e, got, sizeof got);
         snprintf(name, sizeof name, "default q for C=%d n=%d", cases[i].target, cases[i].n);
         CHECK(!strcmp(got, want), name, "got %s, want %s", got, want);
     }
     char got[128];
     struct { const char *spec; int V, C; const char *want, *name; } defaults[] = {
-        {"kronxs:n=2,r=8", 8000, 256, "kronxs:n=2,r=8,q=16x16,t=90x89", "default t over V"},
-        {"kron", 100, 256, "kron:n=2,r=1,q=16x16", "kron defaults n=2 r=1"},
-        {"kronxs", 100, 256, "kronxs:n=2,r=1,q=16x16,t=10x10", "kronxs defaults"},
-        {"kronxs:t=10x10x10", 1000, 256, "kronxs:n=3,r=1,q=7x7x6,t=10x10x10", "n from t"},
-        {"kron:r=3,q=8x32", 100, 256, "kron:n=2,r=3,q=8x32", "non-uniform q kept"},
+        {"kronxs:n=2,r=8", 8000, 256,
+         "kronxs:n=2,r=8,q=16x16,t=90x89,head=0,order=id,layout=radix,norm=none,lr=1",
+         "default t over V"},
+        {"kron", 100, 256, "kron:n=2,r=1,q=16x16,head=0,order=id,norm=none,lr=1",
+         "kron defaults n=2 r=1"},
+        {"kronxs", 100, 256,
+         "kronxs:n=2,r=1,q=16x16,t=10x10,head=0,order=id,layout=radix,norm=none,lr=1",
+         "kronxs defaults"},
+        {"kronxs:t=10x10x10", 1000, 256,
+         "kronxs:n=3,r=1,q=7x7x6,t=10x10x10,head=0,order=id,layout=radix,norm=none,lr=1",
+         "n from t"},
+        {"kron:r=3,q=8x32", 100, 256, "kron:n=2,r=3,q=8x32,head=0,order=id,norm=none,lr=1",
+         "non-uniform q kept"},
+        {"kronxs:r=2,head=1000,norm=ln,order=freq,layout=diag,lr=2.5", 9100, 256,
+         "kronxs:n=2,r=2,q=16x16,t=90x90,head=1000,order=freq,layout=diag,norm=ln,lr=2.5",
+         "options; t over V - head"},
     };
     Embed e;
     for (size_t i = 0; i < sizeof defaults / sizeof defaults[0]; i++) {
@@ -126,7 +176,8 @@ static void test_defaults(void) {
 
     // the canonical string parses back to the same embedding
     const char *specs[] = {"dense", "kron:q=3x4", "kronxs:n=3,r=2", "kron:n=4,r=5",
-                           "kronxs:r=2,q=3x4,t=4x3"};
+                           "kronxs:r=2,q=3x4,t=4x3", "kron:head=3,norm=rms,lr=0.5",
+                           "kronxs:head=2,norm=ln,order=freq,layout=diag,lr=3"};
     int ok = 1;
     for (size_t i = 0; i < sizeof specs / sizeof specs[0]; i++) {
         Embed a = make(specs[i], 10, 12), b;
@@ -165,6 +216,16 @@ static void test_errors(void) {
         {"kronxs:t=200x2", 100, 256, "has a factor above vocabulary 100"},
         {"kron:r=100000000", 100000, 256, "parameters; lower r"},
         {"dense", 0, 256, "positive vocabulary and width"},
+        {"kron:layout=diag", 100, 256, "unknown key 'layout'"},
+        {"kronxs:norm=bn", 100, 256, "norm=bn is not known; use norm=none|rms|ln"},
+        {"kronxs:order=rank", 100, 256, "order=rank is not known; use order=id|freq"},
+        {"kronxs:layout=x", 100, 256, "layout=x is not known; use layout=radix|diag"},
+        {"kronxs:norm=ln,norm=rms", 100, 256, "key 'norm' given twice"},
+        {"kronxs:lr=0", 100, 256, "lr=0 is not a positive number"},
+        {"kronxs:lr=fast", 100, 256, "lr=fast is not a positive number"},
+        {"kronxs:head=-1", 100, 256, "head=-1 is not a count of tokens"},
+        {"kronxs:head=100", 100, 256, "head=100 leaves no token to factorize"},
+        {"kronxs:head=10,t=9x9", 100, 256, "t=9x9 gives 81 < factorized tokens V-head 90"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         Embed e;
@@ -189,6 +250,9 @@ static void test_counts(void) {
         {"kron:n=3,r=2,q=4x4x5", 1000, 64, 1000 * 2 * 13, 1},
         {"kronxs:n=2,r=4,q=8x8,t=40x25", 1000, 64, 4 * (40 * 8 + 25 * 8), 2},
         {"kronxs:n=3,r=2,q=4x4x4,t=10x10x10", 1000, 64, 2 * 3 * 40, 3},
+        {"kron:n=2,r=3,q=8x8,head=100,norm=ln", 1000, 64, 100 * 64 + 900 * 3 * 16 + 2 * 64, 4},
+        {"kronxs:n=2,r=4,q=8x8,t=30x30,head=100,norm=rms", 1000, 64,
+         100 * 64 + 4 * (30 * 8 + 30 * 8) + 64, 4},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         Embed e = make(cases[i].spec, cases[i].V, cases[i].C);
@@ -201,9 +265,9 @@ static void test_counts(void) {
         size_t next = 0;
         for (int k = 0; k < nt; k++) {
             char tn[64];
-            int ndim, shape[4];
+            int ndim, shape[4], decay;
             size_t off, numel, prod = 1;
-            embed_tensor_info(&e, k, tn, sizeof tn, &ndim, shape, &off, &numel);
+            embed_tensor_info(&e, k, tn, sizeof tn, &ndim, shape, &off, &numel, &decay);
             for (int d = 0; d < ndim; d++) prod *= (size_t)shape[d];
             ok &= off == next && numel == prod;
             next = off + numel;
@@ -214,20 +278,33 @@ static void test_counts(void) {
     }
     Embed e = make("kronxs:n=2,r=4,q=8x8,t=40x25", 1000, 64);
     char tn[64];
-    int ndim, s[4];
+    int ndim, s[4], decay;
     size_t off, numel;
-    embed_tensor_info(&e, 1, tn, sizeof tn, &ndim, s, &off, &numel);
+    embed_tensor_info(&e, 1, tn, sizeof tn, &ndim, s, &off, &numel, &decay);
     CHECK(!strcmp(tn, "embed.kronxs.1") && ndim == 3 && s[0] == 4 && s[1] == 25 &&
           s[2] == 8 && off == 4 * 40 * 8, "kronxs tensor 1 name/shape",
           "%s ndim %d (%d, %d, %d) at %zu", tn, ndim, s[0], s[1], s[2], off);
     e = make("kron:n=3,r=2,q=4x4x5", 1000, 64);
-    embed_tensor_info(&e, 0, tn, sizeof tn, &ndim, s, &off, &numel);
+    embed_tensor_info(&e, 0, tn, sizeof tn, &ndim, s, &off, &numel, &decay);
     CHECK(!strcmp(tn, "embed.kron") && ndim == 3 && s[0] == 1000 && s[1] == 2 &&
           s[2] == 13, "kron tensor name/shape", "%s (%d, %d, %d)", tn, s[0], s[1], s[2]);
     e = make("dense", 1000, 64);
-    embed_tensor_info(&e, 0, tn, sizeof tn, &ndim, s, &off, &numel);
+    embed_tensor_info(&e, 0, tn, sizeof tn, &ndim, s, &off, &numel, &decay);
     CHECK(!strcmp(tn, "embed.weight") && ndim == 2 && s[0] == 1000 && s[1] == 64,
           "dense tensor name/shape", "%s (%d, %d)", tn, s[0], s[1]);
+    e = make("kronxs:n=2,r=4,q=8x8,t=30x30,head=100,norm=ln", 1000, 64);
+    embed_tensor_info(&e, 0, tn, sizeof tn, &ndim, s, &off, &numel, &decay);
+    int ok = !strcmp(tn, "embed.head") && ndim == 2 && s[0] == 100 && s[1] == 64 && off == 0 &&
+             decay;
+    embed_tensor_info(&e, 1, tn, sizeof tn, &ndim, s, &off, &numel, &decay);
+    ok &= !strcmp(tn, "embed.kronxs.0") && off == 6400 && decay;
+    embed_tensor_info(&e, 3, tn, sizeof tn, &ndim, s, &off, &numel, &decay);
+    ok &= !strcmp(tn, "embed.norm.weight") && ndim == 1 && s[0] == 64 && !decay &&
+          off == 6400 + 4 * 480;
+    embed_tensor_info(&e, 4, tn, sizeof tn, &ndim, s, &off, &numel, &decay);
+    ok &= !strcmp(tn, "embed.norm.bias") && off == 6400 + 4 * 480 + 64 && !decay;
+    CHECK(ok && embed_num_tensors(&e) == 5, "head, factors, norm tensors: names, offsets, "
+          "no decay on the norm", "tensor %s at %zu", tn, off);
 }
 
 // ----------------------------------------------------------------------------
@@ -279,6 +356,48 @@ static void test_hand(void) {
     wantg[15] = 4;
     CHECK(max_abs_diff(g, wantg, 20) == 0, "kron rank-2 gradient by hand",
           "got a0 %g b0 %g c0 %g d0 %g", g[10], g[12], g[15], g[17]);
+
+    // layouts, C = 1, t = 3x3: F0 = [1, 2, 3], F1 = [10, 20, 30]. radix: slot g has
+    // digits (g / 3, g % 3); diag: ((g / 3 + g % 3) % 3, g % 3). Slots 1 and 4:
+    // radix (0,1) -> 20, (1,1) -> 40; diag (1,1) -> 40, (2,1) -> 60; and slots 0..2 of
+    // diag use rows (0,0), (1,1), (2,2): no factor row shared.
+    real lp[6] = {1, 2, 3, 10, 20, 30}, lo[3];
+    int lt[3] = {1, 4, 2};
+    e = make("kronxs:n=2,r=1,q=1x1,t=3x3", 9, 1);
+    embed_rows_forward(lo, lt, lp, &e, 2, 1);
+    CHECK(lo[0] == 20 && lo[1] == 40, "radix layout by hand", "got %g %g", lo[0], lo[1]);
+    e = make("kronxs:n=2,r=1,q=1x1,t=3x3,layout=diag", 9, 1);
+    embed_rows_forward(lo, lt, lp, &e, 3, 1);
+    CHECK(lo[0] == 40 && lo[1] == 60 && lo[2] == 90, "diag layout by hand",
+          "got %g %g %g", lo[0], lo[1], lo[2]);
+
+    // order=freq: counts {5, 9, 9, 1} rank tokens 1, 2 (tie by id), 0, 3
+    double counts[4] = {5, 9, 9, 1};
+    int slot[4], token[4];
+    e = make("kron:order=freq", 4, 4);
+    embed_set_order(&e, slot, token, counts);
+    CHECK(slot[0] == 2 && slot[1] == 0 && slot[2] == 1 && slot[3] == 3 && token[0] == 1 &&
+          token[2] == 0, "order=freq slots by hand", "slots %d %d %d %d", slot[0], slot[1],
+          slot[2], slot[3]);
+    int bad[4] = {0, 1, 1, 3};
+    CHECK(embed_use_slots(&e, bad, token) != 0, "a slot table that is no permutation is "
+          "refused", "accepted");
+
+    // head=1, C = 2, norm=rms, t = 2x1 (V - head = 2), q = 2x1: slot 0 is the head row
+    // [7, -1]; slot 2 is g = 1, digits (1, 0): F0[1] = [3, 4] (x) F1[0] = [2] -> [6, 8],
+    // RMS sqrt(50 + eps), times gain [1, 10]: [6, 80] / sqrt(50 + eps).
+    e = make("kronxs:n=2,r=1,q=2x1,t=2x1,head=1,norm=rms", 3, 2);
+    real hp[9] = {7, -1,          // head
+                  0, 0, 3, 4,     // F0 (2 x 2)
+                  2,              // F1 (1 x 1)
+                  1, 10}, ho[4];  // gain
+    int ht[2] = {0, 2};
+    embed_rows_forward(ho, ht, hp, &e, 2, 1);
+    const double rms = sqrt(50 + 1e-5);
+    CHECK(e.num_params == 9 && e.norm_off == 7 && ho[0] == 7 && ho[1] == -1 &&
+          fabs(ho[2] - 6 / rms) < 1e-12 && fabs(ho[3] - 80 / rms) < 1e-12,
+          "head row and rms row by hand",
+          "got %g %g %g %g", ho[0], ho[1], ho[2], ho[3]);
 }
 
 // kron:n=1,r=1 is a dense table whose rows are the kron parameters
@@ -325,6 +444,13 @@ static const Case cases[] = {
     {"kronxs:n=3,r=1,q=2x2x3,t=3x2x2", 12, 10},
     {"kronxs:n=3,r=3,q=2x3x2,t=3x2x2", 11, 12},
     {"dense", 10, 12},
+    {"kronxs:n=2,r=2,q=3x4,t=4x3,layout=diag", 10, 12},
+    {"kronxs:n=3,r=2,q=2x3x2,t=3x2x2,layout=diag,order=freq", 12, 10},
+    {"kronxs:n=2,r=2,q=3x4,head=3,norm=ln", 10, 12},
+    {"kronxs:n=2,r=3,q=3x4,head=2,norm=rms,order=freq,layout=diag", 10, 10},
+    {"kron:n=2,r=2,q=3x4,head=2,norm=rms", 10, 12},
+    {"kron:n=3,r=1,q=2x3x2,order=freq,norm=ln", 10, 10},
+    {"kron:n=2,r=1,q=3x4,head=4,order=freq", 10, 12},
 };
 #define NCASES (int)(sizeof cases / sizeof cases[0])
 
@@ -349,6 +475,7 @@ static void test_oracle_and_gradients(void) {
     for (int ci = 0; ci < NCASES; ci++) {
         const Case *c = &cases[ci];
         Embed e = make(c->spec, c->V, c->C);
+        set_test_order(&e);
         const size_t P = e.num_params, VC = (size_t)e.V * e.C;
         uint64_t rng = 1000 + ci;
         real *p = alloc(P), *table = alloc(VC), *rows = alloc((size_t)NB * e.C);
@@ -373,8 +500,9 @@ static void test_oracle_and_gradients(void) {
         CHECK(err == 0, name, "max diff %g", err);
 
         // gradients: rows (scale 1.7) and table. dparams starts at 1 to check +=.
-        // Every parameter enters a row linearly, so central differences are exact up
-        // to rounding.
+        // Without a norm every parameter enters a row linearly, so central differences
+        // are exact up to rounding; with one, h = 1e-5 leaves an O(h^2) error of about
+        // 1e-10 relative.
         for (int table_mode = 0; table_mode < 2; table_mode++) {
             const real scale = (real)1.7;
             size_t nw = table_mode ? VC : (size_t)NB * e.C;
@@ -383,7 +511,7 @@ static void test_oracle_and_gradients(void) {
             if (table_mode) embed_table_backward(g, W, p, &e);
             else embed_rows_backward(g, W, batch, p, &e, NB, scale);
             for (size_t i = 0; i < P; i++) g[i] -= 1;
-            const double h = 1e-3;
+            const double h = e.norm == EMBED_NORM_NONE ? 1e-3 : 1e-5;
             for (size_t i = 0; i < P; i++) {
                 real keep = p[i];
                 p[i] = keep + h;
@@ -407,7 +535,8 @@ static void test_oracle_and_gradients(void) {
 
 static void test_init(void) {
     const char *specs[] = {"dense", "kron:n=2,r=4", "kronxs:n=3,r=2", "kronxs:n=4,r=1",
-                           "kron:n=4,r=2"};
+                           "kron:n=4,r=2", "kronxs:n=2,r=4,head=50,norm=rms",
+                           "kronxs:n=2,r=2,layout=diag,norm=ln,head=10"};
     const int V = 2000, C = 64;
     real *table = alloc((size_t)V * C);
     for (size_t i = 0; i < sizeof specs / sizeof specs[0]; i++) {
@@ -446,7 +575,9 @@ static void run_all(const Embed *e, const real *p, const int *tokens, int N, rea
 
 static void test_threads(void) {
     const char *specs[] = {"dense", "kron:n=3,r=3", "kronxs:n=2,r=3,t=20x16",
-                           "kronxs:n=3,r=2,q=4x3x4"};
+                           "kronxs:n=3,r=2,q=4x3x4",
+                           "kronxs:n=2,r=3,layout=diag,norm=ln,head=7,order=freq",
+                           "kron:n=3,r=3,norm=rms,head=5,order=freq"};
     const int V = 300, C = 40, N = 700;
     int *tokens = malloc(sizeof(int) * N);
     uint64_t rng = 9;
@@ -456,6 +587,7 @@ static void test_threads(void) {
     fill_normal(dtable, (size_t)V * C, &rng);
     for (size_t i = 0; i < sizeof specs / sizeof specs[0]; i++) {
         Embed e = make(specs[i], V, C);
+        set_test_order(&e);
         size_t sizes[4] = {(size_t)N * C, (size_t)V * C, e.num_params, e.num_params};
         real *p = alloc(e.num_params), *buf[3][4];
         fill_normal(p, e.num_params, &rng);

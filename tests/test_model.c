@@ -309,6 +309,11 @@ static void test_model_grad(int arch, int tie, const char *embed, const char *na
     Model m; char err[KF_ERRLEN];
     if (model_build(&m, &cfg, err)) { CHECK(0, name, "model_build: %s", err); return; }
     model_init(&m, 7);
+    if (m.emb.order == EMBED_ORDER_FREQ) {   // counts with ties: w mod 4, by 3s
+        double counts[13];
+        for (int w = 0; w < 13; w++) counts[w] = (w * 3) % 4;
+        if (model_set_token_counts(&m, counts)) { CHECK(0, name, "out of memory"); return; }
+    }
     // larger weights than the init so that every path carries a visible gradient
     for (size_t i = 0; i < m.num_params; i++) m.param_mem[i] += 0.1 * rng_normal(&rng);
     m.training = 1; m.dropout_seed = 5;
@@ -495,6 +500,10 @@ int main(void) {
     test_model_grad(ARCH_LM, 1, "dense", "full model gradient: lm, tied dense");
     test_model_grad(ARCH_SEQ2SEQ, 1, "kronxs:n=2,r=2,q=2x4,t=4x4", "full model gradient: seq2seq, tied kronxs");
     test_model_grad(ARCH_LM, 0, "kron:n=2,r=2,q=4x2", "full model gradient: lm, untied kron");
+    test_model_grad(ARCH_SEQ2SEQ, 1, "kronxs:n=2,r=2,q=2x4,t=3x3,head=4,order=freq,layout=diag,norm=ln,lr=2",
+                    "full model gradient: seq2seq, tied kronxs with head, freq, diag, ln");
+    test_model_grad(ARCH_LM, 1, "kron:n=2,r=2,q=4x2,head=3,norm=rms",
+                    "full model gradient: lm, tied kron with head, rms");
     test_adamw();
     test_clip();
     test_training_reduces_loss();
