@@ -44,7 +44,7 @@
 //
 // Spec defaults: n = 2 (or the number of factors given in q or t), r = 1, q and t the
 // balanced factors of C and V - head (see balanced_factors: 16x16 for C = 256, n = 2;
-// 7x7x6 for n = 3), head=0, order=id, layout=radix, norm=none, lr=1. No factor may
+// 7x7x6 for n = 3), head=0, order=id, layout=radix, norm=none, lr=3. No factor may
 // exceed its target (q_j <= C, t_j <= V - head): the excess could never reach a row.
 // Tokens passed to the kernels must be in [0, V).
 #include "embed_factor.h"
@@ -302,7 +302,9 @@ int embed_parse(Embed *e, const char *spec, int V, int C, char *err) {
     x.norm = choice[0] > 0 ? choice[0] : 0;
     x.order = choice[1] > 0 ? choice[1] : 0;
     x.layout = choice[2] > 0 ? choice[2] : 0;
-    if (lr > 0) x.lr_scale = lr;
+    // lr=3 by default: the factors of a shared table learn 3x faster than a dense row
+    // (the study of README "Dense against factorized"); lr=1 is the old behaviour
+    x.lr_scale = lr > 0 ? lr : 3;
     if (x.head >= V) {
         snprintf(err, KF_ERRLEN, "head=%d leaves no token to factorize (V=%d); give "
                  "head below %d", x.head, V, V);
@@ -373,6 +375,16 @@ void embed_spec_string(const Embed *e, char *out, size_t cap) {
              kind_names[e->kind], e->n, e->r, qs, e->kind == EMBED_KRONXS ? ",t=" : "",
              e->kind == EMBED_KRONXS ? ts : "", e->head, choice_values[1][e->order], layout,
              choice_values[0][e->norm], e->lr_scale);
+}
+
+void embed_legacy_spec(char *out, size_t cap, const char *spec) {
+    int factorized = !strncmp(spec, "kron", 4);
+    if (!factorized || strstr(spec, "lr=")) {
+        snprintf(out, cap, "%s", spec);
+        return;
+    }
+    snprintf(out, cap, "%s%s,head=0,order=id,norm=none,lr=1%s", spec,
+             strchr(spec, ':') ? "" : ":n=2", strncmp(spec, "kronxs", 6) ? "" : ",layout=radix");
 }
 
 // ----------------------------------------------------------------------------

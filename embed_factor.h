@@ -24,6 +24,7 @@
 //   norm=none|rms|ln  each factorized row divided by its RMS (rms) or standardized
 //                     (ln), times a learned gain (C params; ln adds a bias, C more)
 //   lr=X              the learning rate of the embedding's tensors is X times --lr
+//                     (default 3: shared factors learn too slowly at 1)
 // The parameters of an embedding are one contiguous block of `num_params` reals, laid
 // out as the tensors listed by embed_tensor_info. Factors are numbered from 0, as in the
 // code (the spec's Q1..QN are q_0..q_{N-1}).
@@ -61,8 +62,13 @@ typedef struct {
 int embed_parse(Embed *e, const char *spec, int V, int C, char *err);
 
 // Canonical spec with every option written out, e.g.
-// "kronxs:n=2,r=8,q=16x16,t=90x89,head=0,order=id,layout=radix,norm=none,lr=1".
+// "kronxs:n=2,r=8,q=16x16,t=90x89,head=0,order=id,layout=radix,norm=none,lr=3".
 void embed_spec_string(const Embed *e, char *out, size_t cap);
+
+// The spec of a file written before the options existed (a factorized spec without
+// lr=, as typed then), with those options set to what they meant then (head=0,
+// order=id, layout=radix, norm=none, lr=1); any other spec is copied as it is.
+void embed_legacy_spec(char *out, size_t cap, const char *spec);
 
 // order=freq: the slots from token counts (V): by decreasing count, ties by token id.
 // Fills slot and token (V each, owned by the caller) and points e at them.

@@ -156,16 +156,13 @@ int run_load(Model *m, Tokenizer **tok, long *step, const char *dir, char *err) 
     if (!f) return 1;
     Config c;
     config_default(&c);
-    // embed: the spec with every option written out. Files written before the options
-    // of the study hold the spec as typed (no lr=): their options are the old defaults.
+    // embed: the spec with every option written out; an older file's as typed
     const char *arch = st_meta(f, "arch"), *embed = st_meta(f, "embed");
     const char *sum = st_meta(f, "tokenizer_checksum");
-    char legacy[sizeof(c.embed)];
-    if (embed && strncmp(embed, "dense", 5) && !strstr(embed, "lr=")) {
-        snprintf(legacy, sizeof legacy, "%s%s,head=0,order=id,norm=none,lr=1%s", embed,
-                 strchr(embed, ':') ? "" : ":n=2",
-                 strncmp(embed, "kronxs", 6) ? "" : ",layout=radix");
-        embed = legacy;
+    char spec[sizeof(c.embed)];
+    if (embed) {
+        embed_legacy_spec(spec, sizeof spec, embed);
+        embed = spec;
     }
     if (!arch || !embed || !sum || strlen(embed) >= sizeof(c.embed) ||
         (strcmp(arch, "seq2seq") && strcmp(arch, "lm"))) {

@@ -138,7 +138,7 @@ static void test_defaults(void) {
         char spec[64], want[128], got[128], name[96];
         snprintf(spec, sizeof spec, "kron:n=%d", cases[i].n);
         Embed e = make(spec, 50, cases[i].target);
-        snprintf(want, sizeof want, "kron:n=%d,r=1,q=%s,head=0,order=id,norm=none,lr=1",
+        snprintf(want, sizeof want, "kron:n=%d,r=1,q=%s,head=0,order=id,norm=none,lr=3",
                  cases[i].n, cases[i].q);
         embed_spec_string(&e, got, sizeof got);
         snprintf(name, sizeof name, "default q for C=%d n=%d", cases[i].target, cases[i].n);
@@ -147,17 +147,17 @@ static void test_defaults(void) {
     char got[128];
     struct { const char *spec; int V, C; const char *want, *name; } defaults[] = {
         {"kronxs:n=2,r=8", 8000, 256,
-         "kronxs:n=2,r=8,q=16x16,t=90x89,head=0,order=id,layout=radix,norm=none,lr=1",
+         "kronxs:n=2,r=8,q=16x16,t=90x89,head=0,order=id,layout=radix,norm=none,lr=3",
          "default t over V"},
-        {"kron", 100, 256, "kron:n=2,r=1,q=16x16,head=0,order=id,norm=none,lr=1",
+        {"kron", 100, 256, "kron:n=2,r=1,q=16x16,head=0,order=id,norm=none,lr=3",
          "kron defaults n=2 r=1"},
         {"kronxs", 100, 256,
-         "kronxs:n=2,r=1,q=16x16,t=10x10,head=0,order=id,layout=radix,norm=none,lr=1",
+         "kronxs:n=2,r=1,q=16x16,t=10x10,head=0,order=id,layout=radix,norm=none,lr=3",
          "kronxs defaults"},
         {"kronxs:t=10x10x10", 1000, 256,
-         "kronxs:n=3,r=1,q=7x7x6,t=10x10x10,head=0,order=id,layout=radix,norm=none,lr=1",
+         "kronxs:n=3,r=1,q=7x7x6,t=10x10x10,head=0,order=id,layout=radix,norm=none,lr=3",
          "n from t"},
-        {"kron:r=3,q=8x32", 100, 256, "kron:n=2,r=3,q=8x32,head=0,order=id,norm=none,lr=1",
+        {"kron:r=3,q=8x32", 100, 256, "kron:n=2,r=3,q=8x32,head=0,order=id,norm=none,lr=3",
          "non-uniform q kept"},
         {"kronxs:r=2,head=1000,norm=ln,order=freq,layout=diag,lr=2.5", 9100, 256,
          "kronxs:n=2,r=2,q=16x16,t=90x90,head=1000,order=freq,layout=diag,norm=ln,lr=2.5",
@@ -186,6 +186,19 @@ static void test_defaults(void) {
         ok &= !embed_parse(&b, s, 10, 12, err) && !memcmp(&a, &b, sizeof a);
     }
     CHECK(ok, "spec string round-trips", "a canonical spec parsed differently");
+
+    // a spec as typed before the options meant their old defaults (lr=1 among them)
+    char legacy[160];
+    embed_legacy_spec(legacy, sizeof legacy, "kronxs:n=2,r=2");
+    e = make(legacy, 100, 256);
+    embed_spec_string(&e, got, sizeof got);
+    CHECK(!strcmp(got, "kronxs:n=2,r=2,q=16x16,t=10x10,head=0,order=id,layout=radix,"
+                  "norm=none,lr=1"), "legacy spec: the old defaults", "got %s", got);
+    embed_legacy_spec(legacy, sizeof legacy, got);
+    CHECK(!strcmp(legacy, got), "an expanded spec is not legacy", "got %s", legacy);
+    embed_legacy_spec(legacy, sizeof legacy, "kron");
+    CHECK(!strcmp(legacy, "kron:n=2,head=0,order=id,norm=none,lr=1"), "legacy bare kron",
+          "got %s", legacy);
 }
 
 static void test_errors(void) {

@@ -133,7 +133,7 @@ static void run_fixture(const char *fixture) {
     cfg.V = meta_i(&fx, "V"); cfg.C = meta_i(&fx, "C"); cfg.NH = meta_i(&fx, "NH");
     cfg.F = meta_i(&fx, "F"); cfg.Le = meta_i(&fx, "Le"); cfg.Ld = meta_i(&fx, "Ld");
     cfg.maxT = meta_i(&fx, "maxT"); cfg.tie = meta_i(&fx, "tie");
-    snprintf(cfg.embed, sizeof cfg.embed, "%s", meta(&fx, "embed"));
+    embed_legacy_spec(cfg.embed, sizeof cfg.embed, meta(&fx, "embed"));   // as typed
     cfg.dropout = meta_f(&fx, "dropout");
     cfg.label_smoothing = meta_f(&fx, "label_smoothing");
     int B = meta_i(&fx, "B"), S = meta_i(&fx, "S"), T = meta_i(&fx, "T");
