@@ -20,15 +20,16 @@ set -e
 STEPS=${1:-600}
 OUT=${2:-runs/m30k-ablation}
 . examples/multi30k_data.sh
-X20=kronxs:n=2,r=36
+# lr=1 is the behaviour before the study (lr=3 is the default now)
+X20=kronxs:n=2,r=36,lr=1
 H20=kronxs:n=2,r=18,head=200,order=freq,layout=diag,lr=3
 H40=kronxs:n=2,r=9,head=100,order=freq,layout=diag,lr=3
 ./train compare --data runs/m30k --out "$OUT" --steps "$STEPS" \
     --d-model 256 --layers 3 --heads 8 --ffn 1024 --batch-tokens 2048 --lr 1e-3 --eval-every 50 \
     --embed dense \
-    --embed $X20 --embed kronxs:n=2,r=18 \
+    --embed $X20 --embed kronxs:n=2,r=18,lr=1 \
     --embed $X20,order=freq --embed $X20,layout=diag --embed $X20,order=freq,layout=diag \
-    --embed $X20,norm=rms --embed $X20,norm=ln --embed $X20,lr=3 \
-    --embed kronxs:n=2,r=18,head=200,order=freq,layout=diag \
+    --embed $X20,norm=rms --embed $X20,norm=ln --embed kronxs:n=2,r=36,lr=3 \
+    --embed kronxs:n=2,r=18,head=200,order=freq,layout=diag,lr=1 \
     --embed $H20 --embed $H40 --embed $H20,norm=ln --embed $H40,norm=ln
 echo "wrote $OUT/summary.md and $OUT/loss.svg"
