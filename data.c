@@ -347,3 +347,16 @@ int batcher_next(Batcher *bt, Batch *out) {
 
 int batcher_num_batches(const Batcher *bt) { return bt->nbatch; }
 int batcher_epoch(const Batcher *bt) { return bt->epoch; }
+
+void batcher_position(const Batcher *bt, long *epoch, long *pos) {
+    *epoch = bt->epoch;
+    *pos = bt->pos;
+}
+
+int batcher_seek(Batcher *bt, long epoch, long pos) {
+    if (epoch < 0 || epoch > INT_MAX || pos < 0 || pos > bt->nbatch) return 1;
+    bt->epoch = (int)epoch;
+    bt->pos = (int)pos;
+    plan_epoch(bt);
+    return 0;
+}
