@@ -1271,7 +1271,8 @@ int fit_run(const FitOptions *o, FitResult *r, char *err) {
             s.elapsed = elapsed;
             s.warm_end = sched.warm_end;
         }
-        if (evaluated && rank0 &&
+        // (not amid non-finite steps: the last good checkpoint stays until they end)
+        if (evaluated && rank0 && s.bad_in_a_row == 0 &&
             (sync_log(log, o->out_dir, err) || save_step(&m, o->out_dir, d.tok, &s, err))) {
             dist_fail_alone(err);
             goto stop;
