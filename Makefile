@@ -90,12 +90,15 @@ tests/test_matmul_serial: tests/test_matmul.c tests/check.h matmul.c matmul.h co
 	$(CC) $(filter-out $(OMPFLAGS),$(CFLAGS)) -Wno-unknown-pragmas -o $@ tests/test_matmul.c matmul.c $(LDLIBS)
 tests/weights_diff: tests/weights_diff.c $(OBJ) $(MODE)
 	$(CC) $(CFLAGS) -o $@ $< $(OBJ) $(LDLIBS)
+tests/st_check: tests/st_check.c $(OBJ) $(MODE)
+	$(CC) $(CFLAGS) -o $@ $< $(OBJ) $(LDLIBS)
 tests/test_%: tests/test_%.c tests/check.h $(OBJ) $(MODE)
 	$(CC) $(CFLAGS) -o $@ $< $(OBJ) $(LDLIBS)
 
 # tests/test_mpi.sh builds its own ./train-mpi (make USE_MPI=1), or says SKIP without MPI.
-test: train $(TESTS) tests/weights_diff
-	@sh tests/run.sh $(TESTS) tests/test_cli.sh tests/test_resume.sh tests/test_mpi.sh
+test: train $(TESTS) tests/weights_diff tests/st_check
+	@sh tests/run.sh $(TESTS) tests/test_cli.sh tests/test_resume.sh tests/test_kill.sh \
+		tests/test_mpi.sh
 
 bench: train bench/bench_matmul bench/bench_step
 	@sh bench/run.sh
@@ -104,4 +107,4 @@ bench/bench_%: bench/bench_%.c $(OBJ) $(MODE)
 	$(CC) $(CFLAGS) -o $@ $< $(OBJ) $(LDLIBS)
 
 clean:
-	rm -rf build build-mpi train train-mpi $(TESTS) tests/weights_diff bench/bench_matmul bench/bench_tokenizer bench/bench_step
+	rm -rf build build-mpi train train-mpi $(TESTS) tests/weights_diff tests/st_check bench/bench_matmul bench/bench_tokenizer bench/bench_step
