@@ -97,7 +97,7 @@ tests/test_%: tests/test_%.c tests/check.h $(OBJ) $(MODE)
 
 # tests/test_mpi.sh builds its own ./train-mpi (make USE_MPI=1), or says SKIP without MPI.
 test: train $(TESTS) tests/weights_diff tests/st_check
-	@sh tests/run.sh $(TESTS) tests/test_cli.sh tests/test_resume.sh tests/test_kill.sh \
+	@sh tests/run.sh $(TESTS) tests/test_cli.sh tests/test_resume.sh tests/test_kill.sh tests/test_badinput.sh \
 		tests/test_mpi.sh
 
 bench: train bench/bench_matmul bench/bench_step
