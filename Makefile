@@ -33,6 +33,14 @@ ifeq ($(OMPFLAGS),)
 CFLAGS += -Wno-unknown-pragmas
 endif
 
+# SAN=1 (make sanitize): AddressSanitizer and UndefinedBehaviorSanitizer, objects in
+# build-san/; any report stops the program (halt_on_error), which the tests count.
+ifeq ($(SAN),1)
+BUILD_ROOT = build-san
+CFLAGS += -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined
+LDLIBS += -fsanitize=address,undefined
+endif
+
 ifeq ($(REF),1)
 CFLAGS += -DKF_REF
 BUILD = $(BUILD_ROOT)/ref
@@ -57,7 +65,7 @@ TESTS = tests/test_matmul tests/test_tokenizer tests/test_data tests/test_checkp
         tests/test_reference tests/test_reference_f32 tests/test_threads tests/test_schedule \
         tests/test_dist
 
-.PHONY: all test bench clean
+.PHONY: all test bench clean sanitize
 all: $(PROG)
 
 $(BUILD)/%.o: %.c $(HDR)
@@ -68,7 +76,7 @@ $(BUILD)/double/%.o: %.c $(HDR)
 	$(CC) $(CFLAGS) -DKF_DOUBLE -c -o $@ $<
 $(MODE):
 	@mkdir -p $(dir $@)
-	@rm -f build/.linked build/ref/.linked build-mpi/.linked build-mpi/ref/.linked
+	@rm -f build/.linked build/ref/.linked build-mpi/.linked build-mpi/ref/.linked build-san/.linked
 	@touch $@
 
 $(PROG): train.c $(OBJ) $(HDR) $(MODE)
@@ -100,6 +108,11 @@ test: train $(TESTS) tests/weights_diff tests/st_check
 	@sh tests/run.sh $(TESTS) tests/test_cli.sh tests/test_resume.sh tests/test_kill.sh tests/test_badinput.sh \
 		tests/test_mpi.sh
 
+# The whole test suite under the sanitizers; programs and tests are relinked in place
+# (the next plain `make` relinks them again, see MODE).
+sanitize:
+	@$(MAKE) --no-print-directory SAN=1 test
+
 bench: train bench/bench_matmul bench/bench_step
 	@sh bench/run.sh
 
@@ -107,4 +120,4 @@ bench/bench_%: bench/bench_%.c $(OBJ) $(MODE)
 	$(CC) $(CFLAGS) -o $@ $< $(OBJ) $(LDLIBS)
 
 clean:
-	rm -rf build build-mpi train train-mpi $(TESTS) tests/weights_diff tests/st_check bench/bench_matmul bench/bench_tokenizer bench/bench_step
+	rm -rf build build-mpi build-san train train-mpi $(TESTS) tests/weights_diff tests/st_check bench/bench_matmul bench/bench_tokenizer bench/bench_step

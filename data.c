@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "data.h"
 #include "tokenizer.h"
@@ -77,6 +78,14 @@ static unsigned char *slurp(const char *path, size_t *len, char *err) {
     if (!fp) {
         snprintf(err, KF_ERRLEN, "cannot open %s: %s (run ./train prepare first?)", path,
                  strerror(errno));
+        return NULL;
+    }
+    // a directory opens, and its "size" would be a huge allocation: refuse it
+    struct stat st;
+    if (fstat(fileno(fp), &st) != 0 || !S_ISREG(st.st_mode)) {
+        snprintf(err, KF_ERRLEN, "%s is not a regular file (a directory?); re-run ./train "
+                 "prepare", path);
+        fclose(fp);
         return NULL;
     }
     long size = -1;
