@@ -65,7 +65,7 @@ TESTS = tests/test_matmul tests/test_tokenizer tests/test_data tests/test_checkp
         tests/test_reference tests/test_reference_f32 tests/test_threads tests/test_schedule \
         tests/test_dist
 
-.PHONY: all test bench clean sanitize
+.PHONY: all test bench clean sanitize fuzz
 all: $(PROG)
 
 $(BUILD)/%.o: %.c $(HDR)
@@ -113,6 +113,26 @@ test: train $(TESTS) tests/weights_diff tests/st_check
 sanitize:
 	@$(MAKE) --no-print-directory SAN=1 test
 
+# libFuzzer targets (clang) for the readers of untrusted input, tests/fuzz/fuzz.c; each
+# runs FUZZ_SECONDS (default 30) from its seed corpus tests/fuzz/corpus/NAME/, new
+# inputs going to build-fuzz/corpus/NAME/ and crashes to build-fuzz/.
+FUZZ_SECONDS ?= 30
+FUZZ_NAMES = tokenizer tokens safetensors dataset embed lines
+FUZZ_CFLAGS = -O1 -g -std=c11 -D_POSIX_C_SOURCE=200809L -fsanitize=fuzzer,address,undefined -Wall -Wextra
+FUZZ_LIB = $(filter-out dist.c,$(LIB)) dist.c
+fuzz:
+	@mkdir -p build-fuzz
+	@n=0; for t in $(FUZZ_NAMES); do n=$$((n + 1)); \
+	    clang $(FUZZ_CFLAGS) -DFUZZ_TARGET=$$n -o build-fuzz/fuzz_$$t tests/fuzz/fuzz.c $(FUZZ_LIB) -lm || exit 1; \
+	done
+	@for t in $(FUZZ_NAMES); do mkdir -p build-fuzz/corpus/$$t; \
+	    echo "fuzz $$t: $(FUZZ_SECONDS) s"; \
+	    nice -n 10 build-fuzz/fuzz_$$t -max_total_time=$(FUZZ_SECONDS) -max_len=4096 -artifact_prefix=build-fuzz/$$t- \
+	        build-fuzz/corpus/$$t tests/fuzz/corpus/$$t 2>build-fuzz/$$t.log || \
+	        { tail -n 30 build-fuzz/$$t.log; exit 1; }; \
+	    grep -E 'DONE|^Done' build-fuzz/$$t.log || true; \
+	done
+
 bench: train bench/bench_matmul bench/bench_step
 	@sh bench/run.sh
 
@@ -120,4 +140,4 @@ bench/bench_%: bench/bench_%.c $(OBJ) $(MODE)
 	$(CC) $(CFLAGS) -o $@ $< $(OBJ) $(LDLIBS)
 
 clean:
-	rm -rf build build-mpi build-san train train-mpi $(TESTS) tests/weights_diff tests/st_check bench/bench_matmul bench/bench_tokenizer bench/bench_step
+	rm -rf build build-mpi build-san build-fuzz train train-mpi $(TESTS) tests/weights_diff tests/st_check bench/bench_matmul bench/bench_tokenizer bench/bench_step
