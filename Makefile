@@ -33,6 +33,14 @@ ifeq ($(OMPFLAGS),)
 CFLAGS += -Wno-unknown-pragmas
 endif
 
+# SAN=1 (make sanitize): AddressSanitizer and UndefinedBehaviorSanitizer, objects in
+# build-san/; any report stops the program (halt_on_error), which the tests count.
+ifeq ($(SAN),1)
+BUILD_ROOT = build-san
+CFLAGS += -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined
+LDLIBS += -fsanitize=address,undefined
+endif
+
 ifeq ($(REF),1)
 CFLAGS += -DKF_REF
 BUILD = $(BUILD_ROOT)/ref
@@ -57,7 +65,7 @@ TESTS = tests/test_matmul tests/test_tokenizer tests/test_data tests/test_checkp
         tests/test_reference tests/test_reference_f32 tests/test_threads tests/test_schedule \
         tests/test_dist
 
-.PHONY: all test bench clean
+.PHONY: all test bench clean sanitize fuzz
 all: $(PROG)
 
 $(BUILD)/%.o: %.c $(HDR)
@@ -68,7 +76,7 @@ $(BUILD)/double/%.o: %.c $(HDR)
 	$(CC) $(CFLAGS) -DKF_DOUBLE -c -o $@ $<
 $(MODE):
 	@mkdir -p $(dir $@)
-	@rm -f build/.linked build/ref/.linked build-mpi/.linked build-mpi/ref/.linked
+	@rm -f build/.linked build/ref/.linked build-mpi/.linked build-mpi/ref/.linked build-san/.linked
 	@touch $@
 
 $(PROG): train.c $(OBJ) $(HDR) $(MODE)
@@ -90,12 +98,40 @@ tests/test_matmul_serial: tests/test_matmul.c tests/check.h matmul.c matmul.h co
 	$(CC) $(filter-out $(OMPFLAGS),$(CFLAGS)) -Wno-unknown-pragmas -o $@ tests/test_matmul.c matmul.c $(LDLIBS)
 tests/weights_diff: tests/weights_diff.c $(OBJ) $(MODE)
 	$(CC) $(CFLAGS) -o $@ $< $(OBJ) $(LDLIBS)
+tests/st_check: tests/st_check.c $(OBJ) $(MODE)
+	$(CC) $(CFLAGS) -o $@ $< $(OBJ) $(LDLIBS)
 tests/test_%: tests/test_%.c tests/check.h $(OBJ) $(MODE)
 	$(CC) $(CFLAGS) -o $@ $< $(OBJ) $(LDLIBS)
 
 # tests/test_mpi.sh builds its own ./train-mpi (make USE_MPI=1), or says SKIP without MPI.
-test: train $(TESTS) tests/weights_diff
-	@sh tests/run.sh $(TESTS) tests/test_cli.sh tests/test_mpi.sh
+test: train $(TESTS) tests/weights_diff tests/st_check
+	@sh tests/run.sh $(TESTS) tests/test_cli.sh tests/test_resume.sh tests/test_kill.sh tests/test_badinput.sh \
+		tests/test_mpi.sh
+
+# The whole test suite under the sanitizers; programs and tests are relinked in place
+# (the next plain `make` relinks them again, see MODE).
+sanitize:
+	@$(MAKE) --no-print-directory SAN=1 test
+
+# libFuzzer targets (clang) for the readers of untrusted input, tests/fuzz/fuzz.c; each
+# runs FUZZ_SECONDS (default 30) from its seed corpus tests/fuzz/corpus/NAME/, new
+# inputs going to build-fuzz/corpus/NAME/ and crashes to build-fuzz/.
+FUZZ_SECONDS ?= 30
+FUZZ_NAMES = tokenizer tokens safetensors dataset embed lines
+FUZZ_CFLAGS = -O1 -g -std=c11 -D_POSIX_C_SOURCE=200809L -fsanitize=fuzzer,address,undefined -Wall -Wextra
+FUZZ_LIB = $(filter-out dist.c,$(LIB)) dist.c
+fuzz:
+	@mkdir -p build-fuzz
+	@n=0; for t in $(FUZZ_NAMES); do n=$$((n + 1)); \
+	    clang $(FUZZ_CFLAGS) -DFUZZ_TARGET=$$n -o build-fuzz/fuzz_$$t tests/fuzz/fuzz.c $(FUZZ_LIB) -lm || exit 1; \
+	done
+	@for t in $(FUZZ_NAMES); do mkdir -p build-fuzz/corpus/$$t; \
+	    echo "fuzz $$t: $(FUZZ_SECONDS) s"; \
+	    nice -n 10 build-fuzz/fuzz_$$t -max_total_time=$(FUZZ_SECONDS) -max_len=4096 -artifact_prefix=build-fuzz/$$t- \
+	        build-fuzz/corpus/$$t tests/fuzz/corpus/$$t 2>build-fuzz/$$t.log || \
+	        { tail -n 30 build-fuzz/$$t.log; exit 1; }; \
+	    grep -E 'DONE|^Done' build-fuzz/$$t.log || true; \
+	done
 
 bench: train bench/bench_matmul bench/bench_step
 	@sh bench/run.sh
@@ -104,4 +140,4 @@ bench/bench_%: bench/bench_%.c $(OBJ) $(MODE)
 	$(CC) $(CFLAGS) -o $@ $< $(OBJ) $(LDLIBS)
 
 clean:
-	rm -rf build build-mpi train train-mpi $(TESTS) tests/weights_diff bench/bench_matmul bench/bench_tokenizer bench/bench_step
+	rm -rf build build-mpi build-san build-fuzz train train-mpi $(TESTS) tests/weights_diff tests/st_check bench/bench_matmul bench/bench_tokenizer bench/bench_step

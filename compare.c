@@ -31,6 +31,7 @@ typedef struct {
     char name[128];
     const char *spec;
     char dir[PATH_CAP];
+    int force;         // replaces an earlier run of compare in dir
     int ok;            // finished and reported its result
     char why[64];      // else why not: "exit 2", "killed by signal 9"
     FitResult r;
@@ -57,6 +58,8 @@ static void run_in_child(const FitOptions *base, Slot *s) {
         FitOptions o = *base;
         snprintf(o.cfg.embed, sizeof(o.cfg.embed), "%s", s->spec);
         o.out_dir = s->dir;
+        o.made_by = "compare";
+        o.force = s->force;
         FitResult r;
         char err[KF_ERRLEN];
         int rc = fit_run(&o, &r, err);
@@ -219,6 +222,14 @@ int compare_run(const FitOptions *base, const char *const *specs, int nspecs, co
         }
         snprintf(o.cfg.embed, sizeof(o.cfg.embed), "%s", specs[i]);
         o.out_dir = s->dir;
+        // compare replaces the runs it made itself, and no other
+        int kind = run_dir_kind(s->dir);
+        if (kind != RUN_NONE && kind != RUN_COMPARE) {
+            errorf(err, "%s holds a run that compare did not make (made by %s); move it "
+                   "away or give another --out", s->dir, run_kind_name(kind));
+            goto done;
+        }
+        o.force = s->force = kind == RUN_COMPARE;
         if (fit_check(&o, err)) goto done;
     }
     if (make_dirs(out, err)) goto done;
@@ -232,8 +243,8 @@ int compare_run(const FitOptions *base, const char *const *specs, int nspecs, co
     sigaction(SIGTERM, &sa, &old[1]);
     int ran = 0, failed = 0;
     for (int i = 0; i < nspecs && !parent_signal; i++) {
-        printf("compare: run %d of %d: %s (--embed %s)\n", i + 1, nspecs, slots[i].name,
-               slots[i].spec);
+        printf("compare: run %d of %d: %s (--embed %s)%s\n", i + 1, nspecs, slots[i].name,
+               slots[i].spec, slots[i].force ? ", replacing the earlier run of compare" : "");
         fflush(stdout);
         run_in_child(base, &slots[i]);
         ran++;

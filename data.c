@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "data.h"
 #include "tokenizer.h"
@@ -77,6 +78,14 @@ static unsigned char *slurp(const char *path, size_t *len, char *err) {
     if (!fp) {
         snprintf(err, KF_ERRLEN, "cannot open %s: %s (run ./train prepare first?)", path,
                  strerror(errno));
+        return NULL;
+    }
+    // a directory opens, and its "size" would be a huge allocation: refuse it
+    struct stat st;
+    if (fstat(fileno(fp), &st) != 0 || !S_ISREG(st.st_mode)) {
+        snprintf(err, KF_ERRLEN, "%s is not a regular file (a directory?); re-run ./train "
+                 "prepare", path);
+        fclose(fp);
         return NULL;
     }
     long size = -1;
@@ -347,3 +356,16 @@ int batcher_next(Batcher *bt, Batch *out) {
 
 int batcher_num_batches(const Batcher *bt) { return bt->nbatch; }
 int batcher_epoch(const Batcher *bt) { return bt->epoch; }
+
+void batcher_position(const Batcher *bt, long *epoch, long *pos) {
+    *epoch = bt->epoch;
+    *pos = bt->pos;
+}
+
+int batcher_seek(Batcher *bt, long epoch, long pos) {
+    if (epoch < 0 || epoch > INT_MAX || pos < 0 || pos > bt->nbatch) return 1;
+    bt->epoch = (int)epoch;
+    bt->pos = (int)pos;
+    plan_epoch(bt);
+    return 0;
+}

@@ -54,6 +54,11 @@ Batcher *batcher_new(const TokenFile *src, const TokenFile *tgt, int batch_token
 int batcher_next(Batcher *bt, Batch *b);
 int batcher_num_batches(const Batcher *bt);
 int batcher_epoch(const Batcher *bt);
+// The position in the data (completed epochs, batches drawn in this one) and back: an
+// epoch's order follows from (seed, epoch) alone, so these two numbers are the whole
+// state of a shuffled Batcher. seek fails on a position outside [0, num_batches].
+void batcher_position(const Batcher *bt, long *epoch, long *pos);
+int batcher_seek(Batcher *bt, long epoch, long pos);
 void batcher_free(Batcher *bt);
 
 #endif

@@ -3,6 +3,7 @@
 #include "common.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -141,15 +142,50 @@ FILE *replace_begin(const char *path, char *err) {
     return f;
 }
 
+// fsync of the directory that holds path: the rename of a file is an entry of its
+// directory, and only this makes the entry itself durable. A file system that cannot
+// sync a directory (EINVAL) has nothing to sync.
+static int sync_parent(const char *path) {
+    char dir[PATH_CAP];
+    snprintf(dir, sizeof dir, "%s", path);
+    char *slash = strrchr(dir, '/');
+    if (!slash) snprintf(dir, sizeof dir, ".");
+    else if (slash == dir) dir[1] = '\0';
+    else *slash = '\0';
+    int fd = open(dir, O_RDONLY);
+    if (fd < 0) return 1;
+    int rc = fsync(fd) != 0 && errno != EINVAL && errno != EROFS;
+    close(fd);
+    return rc;
+}
+
 int replace_commit(FILE *f, const char *path, char *err) {
     char tmp[PATH_CAP + 8];
     snprintf(tmp, sizeof(tmp), "%s.tmp", path);
-    int bad = ferror(f) || fflush(f) != 0 || fsync(fileno(f)) != 0;
-    bad |= fclose(f) != 0;
-    if (bad || rename(tmp, path) != 0) {
+    errno = 0;
+    int bad = ferror(f);
+    int why = errno;   // a failed fwrite left its reason (EFBIG, ENOSPC) here
+    if (!bad && (fflush(f) != 0 || fsync(fileno(f)) != 0)) { bad = 1; why = errno; }
+    if (fclose(f) != 0 && !bad) { bad = 1; why = errno; }
+    if (!bad && rename(tmp, path) != 0) { bad = 1; why = errno; }
+    if (bad) {
         remove(tmp);
-        errorf(err, "cannot write %s (%s); check the disk", path, strerror(errno));
+        errorf(err, "cannot write %s (%s); free disk space, check the permissions and "
+                 "`ulimit -f`, then try again", path, why ? strerror(why) : "write error");
+        return 1;
+    }
+    if (sync_parent(path)) {
+        errorf(err, "cannot sync the directory of %s (%s); check the disk", path,
+               strerror(errno));
         return 1;
     }
     return 0;
+}
+
+FILE *replace_abort(FILE *f, const char *path) {
+    char tmp[PATH_CAP + 8];
+    snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+    if (f) fclose(f);
+    remove(tmp);
+    return NULL;
 }

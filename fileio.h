@@ -40,10 +40,14 @@ int make_dirs(const char *path, char *err);
 void path_join(char *out, const char *dir, const char *name);
 
 // Files written atomically, the one way every file of the project is written:
-// replace_begin opens PATH.tmp; replace_commit flushes it to the disk (fsync), closes it
-// and renames it over PATH, so that after a crash PATH holds the old or the new file,
-// never a partial one. On a write error it removes PATH.tmp, leaves PATH alone, fails.
+// replace_begin opens PATH.tmp (in PATH's directory, so that the rename stays on one
+// file system); replace_commit flushes it to the disk (fsync), closes it, renames it over
+// PATH and syncs the directory, so that after a crash (kill -9, power loss) PATH holds
+// the old or the new file, never a partial one. On a write error (disk full, EFBIG of
+// `ulimit -f`) it removes PATH.tmp, leaves PATH alone and fails with a message.
+// replace_abort drops a file begun but not to be committed; returns NULL.
 FILE *replace_begin(const char *path, char *err);
 int replace_commit(FILE *f, const char *path, char *err);
+FILE *replace_abort(FILE *f, const char *path);
 
 #endif

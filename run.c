@@ -9,8 +9,11 @@
 #include "evaluate.h"
 #include "dist.h"
 
-#include <signal.h>
+#include <dirent.h>
 #include <errno.h>
+#include <limits.h>
+#include <signal.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -287,6 +290,390 @@ fail:
 }
 
 // ----------------------------------------------------------------------------
+// run.txt: who made a run, and its options, so that --resume needs no other flag and
+// refuses the flags that would change the run
+
+typedef enum { OPT_INT, OPT_LONG, OPT_FLOAT, OPT_DOUBLE, OPT_U64, OPT_EMBED, OPT_DATA } OptType;
+typedef struct {
+    const char *key;    // in run.txt
+    const char *flag;   // named when --resume refuses a change
+    OptType type;
+    size_t offset;      // in FitOptions
+    int fixed;          // 1: it changes the run, so --resume refuses another value
+} OptField;
+
+#define OPT(key, flag, type, member, fixed) {key, flag, type, offsetof(FitOptions, member), fixed}
+static const OptField OPT_FIELDS[] = {
+    OPT("data", "--data", OPT_DATA, data_dir, 1),
+    OPT("arch", "--arch", OPT_INT, cfg.arch, 1),
+    OPT("arch_set", "--arch", OPT_INT, arch_set, 0),   // only checked against the data
+    OPT("d_model", "--d-model", OPT_INT, cfg.C, 1),
+    OPT("heads", "--heads", OPT_INT, cfg.NH, 1),
+    OPT("ffn", "--ffn", OPT_INT, cfg.F, 1),
+    OPT("enc_layers", "--enc-layers", OPT_INT, cfg.Le, 1),
+    OPT("dec_layers", "--dec-layers", OPT_INT, cfg.Ld, 1),
+    OPT("tie", "--tie", OPT_INT, cfg.tie, 1),
+    OPT("embed", "--embed", OPT_EMBED, cfg.embed, 1),
+    OPT("dropout", "--dropout", OPT_FLOAT, cfg.dropout, 1),
+    OPT("label_smoothing", "--label-smoothing", OPT_FLOAT, cfg.label_smoothing, 1),
+    OPT("label_smoothing_set", "--label-smoothing", OPT_INT, label_smoothing_set, 1),
+    OPT("max_len", "--max-len", OPT_INT, max_len, 1),
+    OPT("steps", "--steps", OPT_LONG, steps, 1),
+    OPT("minutes", "--minutes", OPT_DOUBLE, minutes, 1),
+    OPT("batch_tokens", "--batch-tokens", OPT_INT, batch_tokens, 1),
+    OPT("lr", "--lr", OPT_FLOAT, lr, 1),
+    OPT("warmup", "--warmup", OPT_INT, warmup, 1),
+    OPT("weight_decay", "--weight-decay", OPT_FLOAT, weight_decay, 1),
+    OPT("clip", "--clip", OPT_FLOAT, clip, 1),
+    OPT("beta1", "--beta1", OPT_FLOAT, beta1, 1),
+    OPT("beta2", "--beta2", OPT_FLOAT, beta2, 1),
+    OPT("eps", "--eps", OPT_FLOAT, eps, 1),
+    OPT("seed", "--seed", OPT_U64, seed, 1),
+    OPT("keep_checkpoints", "--keep-checkpoints", OPT_INT, keep_checkpoints, 1),
+    // these change no number of the run
+    OPT("eval_every", "--eval-every", OPT_INT, eval_every, 0),
+    OPT("eval_batches", "--eval-batches", OPT_INT, eval_batches, 0),
+    OPT("threads", "--threads", OPT_INT, threads, 0),
+    OPT("overlap", "--no-overlap", OPT_INT, overlap, 0),
+    OPT("bleu_sentences", "--bleu-sentences", OPT_INT, bleu_sentences, 0),
+    OPT("bleu_beam", "--bleu-beam", OPT_INT, bleu_beam, 0),
+};
+#undef OPT
+#define NOPT ((int)(sizeof OPT_FIELDS / sizeof OPT_FIELDS[0]))
+
+static void opt_print(FILE *f, const FitOptions *o, const OptField *k) {
+    const char *p = (const char *)o + k->offset;
+    switch (k->type) {
+    case OPT_INT: fprintf(f, "%d", *(const int *)p); break;
+    case OPT_LONG: fprintf(f, "%ld", *(const long *)p); break;
+    case OPT_FLOAT: fprintf(f, "%.9g", *(const float *)p); break;     // 9 digits: exact
+    case OPT_DOUBLE: fprintf(f, "%.17g", *(const double *)p); break;  // 17: exact
+    case OPT_U64: fprintf(f, "%llu", (unsigned long long)*(const uint64_t *)p); break;
+    case OPT_EMBED: fprintf(f, "%s", p); break;
+    case OPT_DATA: fprintf(f, "%s", *(const char *const *)p); break;
+    }
+}
+
+// Parses value into the field; 1 if it is not a whole number of its type.
+static int opt_parse(FitOptions *o, const OptField *k, const char *v) {
+    char *p = (char *)o + k->offset, *end = NULL;
+    errno = 0;
+    switch (k->type) {
+    case OPT_INT: {
+        long x = strtol(v, &end, 10);
+        if (x < INT_MIN || x > INT_MAX) return 1;
+        *(int *)p = (int)x;
+        break;
+    }
+    case OPT_LONG: *(long *)p = strtol(v, &end, 10); break;
+    case OPT_FLOAT: *(float *)p = strtof(v, &end); break;
+    case OPT_DOUBLE: *(double *)p = strtod(v, &end); break;
+    case OPT_U64: *(uint64_t *)p = strtoull(v, &end, 10); break;
+    case OPT_EMBED:
+        if (strlen(v) >= sizeof(o->cfg.embed)) return 1;
+        snprintf(p, sizeof(o->cfg.embed), "%s", v);
+        return 0;
+    case OPT_DATA:
+        if (*v == '\0' || strlen(v) >= sizeof(o->data_buf)) return 1;
+        snprintf(o->data_buf, sizeof(o->data_buf), "%s", v);
+        o->data_dir = o->data_buf;
+        return 0;
+    }
+    return *v == '\0' || *end != '\0' || errno != 0;
+}
+
+static const char *kind_names[] = {"", "fit", "demo", "compare"};
+const char *run_kind_name(int kind) { return kind_names[kind]; }
+
+// Written once, before anything else of the run: from then on the directory is a run.
+static int write_run_txt(const FitOptions *o, char *err) {
+    char path[PATH_CAP];
+    path_join(path, o->out_dir, "run.txt");
+    FILE *f = replace_begin(path, err);
+    if (!f) return 1;
+    fprintf(f, "made_by=%s\n", o->made_by ? o->made_by : "fit");
+    for (int i = 0; i < NOPT; i++) {
+        fprintf(f, "%s=", OPT_FIELDS[i].key);
+        opt_print(f, o, &OPT_FIELDS[i]);
+        fputc('\n', f);
+    }
+    return replace_commit(f, path, err);
+}
+
+// Reads run.txt into *o (over the defaults) and, if kind is not NULL, who made it.
+static int read_run_txt(FitOptions *o, int *kind, const char *dir, char *err) {
+    char path[PATH_CAP];
+    path_join(path, dir, "run.txt");
+    Lines l;
+    if (lines_read(&l, path, err)) return 1;
+    fit_defaults(o);
+    int rc = 0, who = RUN_FIT;
+    for (size_t i = 0; i < l.n && !rc; i++) {
+        char *eq = strchr(l.line[i], '=');
+        if (l.len[i] == 0) continue;
+        if (!eq) { rc = 1; break; }
+        *eq = '\0';
+        const char *key = l.line[i], *value = eq + 1;
+        if (!strcmp(key, "made_by")) {
+            who = -1;
+            for (int k = RUN_FIT; k <= RUN_COMPARE; k++)
+                if (!strcmp(value, kind_names[k])) who = k;
+            rc = who < 0;
+            continue;
+        }
+        int k = 0;
+        while (k < NOPT && strcmp(key, OPT_FIELDS[k].key)) k++;
+        rc = k == NOPT || opt_parse(o, &OPT_FIELDS[k], value);
+    }
+    if (rc) errorf(err, "%s: line '%.60s' is not an option of a run; the file is corrupt or "
+                   "from another version: start over with --force", path, l.line[0]);
+    lines_free(&l);
+    if (kind) *kind = who;
+    return rc;
+}
+
+int fit_options_load(FitOptions *o, const char *run_dir, char *err) {
+    char path[PATH_CAP];
+    path_join(path, run_dir, "run.txt");
+    if (!file_exists(path)) {
+        errorf(err, "%s holds no run to resume (no run.txt); train one with "
+               "`train fit --out %s`", run_dir, run_dir);
+        return 1;
+    }
+    if (read_run_txt(o, NULL, run_dir, err)) return 1;
+    o->threads = 0;   // this machine's cores, unless --threads is given again
+    o->out_dir = run_dir;
+    o->resume = 1;
+    return 0;
+}
+
+int run_dir_kind(const char *dir) {
+    char path[PATH_CAP];
+    if (!is_directory(dir)) return RUN_NONE;
+    path_join(path, dir, "run.txt");
+    if (file_exists(path)) {
+        FitOptions o;
+        char err[KF_ERRLEN];
+        int kind;
+        // an unreadable run.txt is still a run, and nobody's to replace but by --force
+        return read_run_txt(&o, &kind, dir, err) ? RUN_FIT : kind;
+    }
+    const char *marks[] = {"log.csv", "model.safetensors", "optimizer.safetensors"};
+    for (int i = 0; i < 3; i++) {
+        path_join(path, dir, marks[i]);
+        if (file_exists(path)) return RUN_FIT;
+    }
+    return RUN_NONE;
+}
+
+// --resume: the flags that would change the run must be those of run.txt. Names them all.
+static int options_unchanged(const FitOptions *saved, const FitOptions *o, char *err) {
+    char names[KF_ERRLEN] = "";
+    size_t n = 0;
+    for (int i = 0; i < NOPT; i++) {
+        const OptField *k = &OPT_FIELDS[i];
+        if (!k->fixed) continue;
+        const char *a = (const char *)saved + k->offset, *b = (const char *)o + k->offset;
+        int same;
+        switch (k->type) {
+        case OPT_INT: same = *(const int *)a == *(const int *)b; break;
+        case OPT_LONG: same = *(const long *)a == *(const long *)b; break;
+        case OPT_FLOAT: same = *(const float *)a == *(const float *)b; break;
+        case OPT_DOUBLE: same = *(const double *)a == *(const double *)b; break;
+        case OPT_U64: same = *(const uint64_t *)a == *(const uint64_t *)b; break;
+        case OPT_EMBED: same = !strcmp(a, b); break;
+        default: same = !strcmp(*(const char *const *)a, *(const char *const *)b); break;
+        }
+        if (!same && !strstr(names, k->flag) && n + strlen(k->flag) + 3 < 200)
+            n += (size_t)snprintf(names + n, sizeof names - n, "%s%s", n ? ", " : "", k->flag);
+    }
+    if (n == 0) return 0;
+    errorf(err, "--resume %s: %s would change the run (see %s/run.txt); resume without "
+           "them, or start a new run with another --out", o->out_dir, names, o->out_dir);
+    return 1;
+}
+
+// ----------------------------------------------------------------------------
+// the state of a run between two steps: what optimizer.safetensors holds besides the
+// weights and AdamW's moments, so that a resumed run goes on bit for bit
+
+#define RECENT 20   // final_train_loss is the mean of the last RECENT steps
+
+// The checkpoints that --keep-checkpoints keeps: a ring of their steps, oldest first.
+typedef struct {
+    long *step;   // (keep) the steps kept, ring[saved % keep] is the oldest
+    int keep;     // how many to keep (0: none)
+    long saved;   // how many were saved so far
+} KeptCheckpoints;
+
+typedef struct {
+    long step;            // steps taken (the last one included)
+    long updates;         // AdamW steps taken: steps less the skipped ones
+    long batches, tokens; // drawn so far
+    long skipped;         // steps skipped for a non-finite loss or gradient norm
+    long bad_in_a_row;    // of them, in a row up to this step
+    long epoch, pos;      // the Batcher's position (batcher_position)
+    uint64_t dropout_step;
+    double elapsed;       // seconds of the run so far: the schedule of --minutes
+    double train_time;    // of them in steps (for tokens/s)
+    double warm_end;      // Schedule.warm_end
+    double best_val, first_loss;
+    double recent[RECENT];
+    KeptCheckpoints kept;
+} TrainState;
+
+#define NSTATE_META 24
+
+// Writes RUNDIR/optimizer.safetensors: the weights, m and v, and the state as metadata.
+static int save_optimizer(const Model *m, const TrainState *s, const char *dir, char *err) {
+    int nt = m->ntensors;
+    StTensor *t = malloc(3 * (size_t)nt * sizeof *t);
+    char (*names)[96] = malloc(2 * (size_t)nt * sizeof *names);
+    char *ring = malloc(24 * ((size_t)s->kept.keep + 1));
+    char *recent = malloc(26 * RECENT);
+    int rc = 1;
+    if (!t || !names || !ring || !recent) { errorf(err, "out of memory saving the optimizer"); goto done; }
+    for (int i = 0; i < nt; i++) {
+        const TensorInfo *ti = &m->tensors[i];
+        for (int j = 0; j < 3; j++) {
+            StTensor *x = &t[j * nt + i];
+            x->ndim = ti->ndim;
+            memcpy(x->shape, ti->shape, sizeof(x->shape));
+            const real *base = j == 0 ? m->param_mem : j == 1 ? m->adam_m : m->adam_v;
+            x->data = base + ti->offset;
+            if (j == 0) { x->name = ti->name; continue; }
+            snprintf(names[(j - 1) * nt + i], sizeof names[0], "%s.%s",
+                     j == 1 ? "adam_m" : "adam_v", ti->name);
+            x->name = names[(j - 1) * nt + i];
+        }
+    }
+    size_t k = 0;
+    ring[0] = '\0';
+    for (int i = 0; i < s->kept.keep; i++)
+        k += (size_t)sprintf(ring + k, "%s%ld", i ? "," : "", s->kept.step[i]);
+    k = 0;
+    for (int i = 0; i < RECENT; i++)
+        k += (size_t)sprintf(recent + k, "%s%.17g", i ? "," : "", s->recent[i]);
+    char val[NSTATE_META][64];
+    const char *meta[2 * NSTATE_META];
+    int n = 0;
+    #define META(key, ...) do { snprintf(val[n], sizeof(val[n]), __VA_ARGS__); \
+                                meta[2 * n] = key; meta[2 * n + 1] = val[n]; n++; } while (0)
+    META("format", "kronformer-optimizer");
+    META("step", "%ld", s->step);
+    META("updates", "%ld", s->updates);
+    META("batches", "%ld", s->batches);
+    META("tokens", "%ld", s->tokens);
+    META("skipped", "%ld", s->skipped);
+    META("bad_in_a_row", "%ld", s->bad_in_a_row);
+    META("epoch", "%ld", s->epoch);
+    META("pos", "%ld", s->pos);
+    META("dropout_step", "%llu", (unsigned long long)s->dropout_step);
+    META("elapsed", "%.17g", s->elapsed);
+    META("train_time", "%.17g", s->train_time);
+    META("warm_end", "%.17g", s->warm_end);
+    META("best_val", "%.17g", s->best_val);
+    META("first_loss", "%.17g", s->first_loss);
+    META("kept_saved", "%ld", s->kept.saved);
+    #undef META
+    meta[2 * n] = "kept_ring"; meta[2 * n + 1] = ring; n++;
+    meta[2 * n] = "recent"; meta[2 * n + 1] = recent; n++;
+    char path[PATH_CAP];
+    path_join(path, dir, "optimizer.safetensors");
+    rc = st_save(path, t, 3 * nt, meta, n, err);
+done:
+    free(t); free(names); free(ring); free(recent);
+    return rc;
+}
+
+// Numbers of the state's metadata: a whole long in [0, max], or a double (nan allowed).
+static int state_long(const StFile *f, const char *key, long max, long *out) {
+    const char *s = st_meta(f, key);
+    char *end;
+    if (!s || *s < '0' || *s > '9') return 1;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (*end != '\0' || errno || v > max) return 1;
+    *out = v;
+    return 0;
+}
+static int state_double(const char *s, double *out) {
+    char *end;
+    if (!s || *s == '\0') return 1;
+    *out = strtod(s, &end);
+    return *end != '\0' && *end != ',';
+}
+
+// Reads RUNDIR/optimizer.safetensors into m (weights, m, v; built with the run's config)
+// and s (kept.step allocated with kept.keep entries by the caller).
+static int load_optimizer(Model *m, TrainState *s, const char *dir, char *err) {
+    char path[PATH_CAP];
+    path_join(path, dir, "optimizer.safetensors");
+    StFile *f = st_open(path, err);
+    if (!f) return 1;
+    const char *format = st_meta(f, "format");
+    long dstep = 0;
+    const long big = 4000000000000000000L;
+    int bad = !format || strcmp(format, "kronformer-optimizer") ||
+              state_long(f, "step", big, &s->step) || state_long(f, "updates", big, &s->updates) ||
+              state_long(f, "batches", big, &s->batches) || state_long(f, "tokens", big, &s->tokens) ||
+              state_long(f, "skipped", big, &s->skipped) ||
+              state_long(f, "bad_in_a_row", big, &s->bad_in_a_row) ||
+              state_long(f, "epoch", big, &s->epoch) || state_long(f, "pos", big, &s->pos) ||
+              state_long(f, "kept_saved", big, &s->kept.saved) ||
+              state_long(f, "dropout_step", big, &dstep) ||
+              state_double(st_meta(f, "elapsed"), &s->elapsed) ||
+              state_double(st_meta(f, "train_time"), &s->train_time) ||
+              state_double(st_meta(f, "warm_end"), &s->warm_end) ||
+              state_double(st_meta(f, "best_val"), &s->best_val) ||
+              state_double(st_meta(f, "first_loss"), &s->first_loss);
+    s->dropout_step = (uint64_t)dstep;
+    // the lists: RECENT losses, kept.keep steps
+    const char *p = st_meta(f, "recent");
+    for (int i = 0; i < RECENT && !bad; i++) {
+        bad = state_double(p, &s->recent[i]);
+        p = p ? strchr(p, ',') : NULL;
+        if (p) p++;
+        else bad |= i + 1 < RECENT;
+    }
+    p = st_meta(f, "kept_ring");
+    for (int i = 0; i < s->kept.keep && !bad; i++) {
+        char *end;
+        s->kept.step[i] = strtol(p, &end, 10);
+        bad = end == p || (*end != ',' && *end != '\0') || (*end == '\0' && i + 1 < s->kept.keep);
+        p = end + (*end == ',');
+    }
+    if (bad) {
+        errorf(err, "%s: its state (metadata) is missing or invalid; the file is corrupt: "
+               "start over with --force", path);
+        st_close(f);
+        return 1;
+    }
+    if (!m->adam_m) m->adam_m = calloc(m->num_params, sizeof(real));
+    if (!m->adam_v) m->adam_v = calloc(m->num_params, sizeof(real));
+    if (!m->adam_m || !m->adam_v) {
+        errorf(err, "out of memory for AdamW's state");
+        st_close(f);
+        return 1;
+    }
+    for (int i = 0; i < m->ntensors; i++) {
+        const TensorInfo *ti = &m->tensors[i];
+        char name[96];
+        real *into[3] = {m->param_mem, m->adam_m, m->adam_v};
+        for (int j = 0; j < 3; j++) {
+            snprintf(name, sizeof name, "%s%s", j == 0 ? "" : j == 1 ? "adam_m." : "adam_v.",
+                     ti->name);
+            if (st_read(f, name, into[j] + ti->offset, ti->ndim, ti->shape, err)) {
+                st_close(f);
+                return 1;
+            }
+        }
+    }
+    st_close(f);
+    return 0;
+}
+
+// ----------------------------------------------------------------------------
 // setup: the data and the config; everything a run can refuse
 
 static int longest_sequence(const Dataset *d) {
@@ -366,7 +753,25 @@ static int fit_setup(const FitOptions *o, Dataset *d, Config *cfg, Model *m, Bat
     if (o->eval_every < 0) BAD("--eval-every %d must be >= 0", o->eval_every);
     if (o->keep_checkpoints < 0 || o->keep_checkpoints > 1000)
         BAD("--keep-checkpoints %d must be in [0, 1000]", o->keep_checkpoints);
-    if (o->keep_checkpoints > 0) {
+    // the run directory: a new one, or a run to resume, or (--force) one to replace
+    if (file_exists(o->out_dir) && !is_directory(o->out_dir))
+        BAD("--out %s is a file; give a directory for the run", o->out_dir);
+    int kind = run_dir_kind(o->out_dir);
+    if (o->resume && o->force) BAD("give --resume or --force, not both");
+    if (o->resume && kind == RUN_NONE)
+        BAD("%s holds no run to resume; start one with --out %s", o->out_dir, o->out_dir);
+    if (o->resume && dist_size() > 1)
+        BAD("--resume under mpirun is not supported; resume %s with one process (the "
+            "checkpoint is the same) or start over with --force", o->out_dir);
+    if (!o->resume && !o->force && kind != RUN_NONE)
+        BAD("%s holds an earlier run; give --resume %s to continue it, or --force to "
+            "start over (replacing it)", o->out_dir, o->out_dir);
+    if (o->resume) {
+        FitOptions saved;
+        if (fit_options_load(&saved, o->out_dir, err) || options_unchanged(&saved, o, err))
+            goto fail;
+    }
+    if (o->keep_checkpoints > 0 && !o->resume && !o->force) {
         char kept[PATH_CAP];
         path_join(kept, o->out_dir, "checkpoints");
         if (file_exists(kept))
@@ -376,6 +781,7 @@ static int fit_setup(const FitOptions *o, Dataset *d, Config *cfg, Model *m, Bat
     if (o->max_len < 0) BAD("--max-len %d must be positive", o->max_len);
     if (o->bleu_sentences < 0) BAD("--bleu-sentences %d must be >= 0 (0: no BLEU)", o->bleu_sentences);
     if (o->bleu_beam < 1 || o->bleu_beam > 1000) BAD("--bleu-beam %d must be in [1, 1000]", o->bleu_beam);
+    if (o->stop_at < 0) BAD("--stop-at %ld must be >= 0 (0: never)", o->stop_at);
     if (dataset_open(d, o->data_dir, err)) return 1;
     *cfg = o->cfg;
     if (o->arch_set && cfg->arch != d->arch)
@@ -618,43 +1024,110 @@ static int validation_bleu(Model *m, const Dataset *d, const FitOptions *o, FitR
 // ----------------------------------------------------------------------------
 // the training loop
 
-#define RECENT 20   // final_train_loss is the mean of the last RECENT steps
-
-// The checkpoints that --keep-checkpoints keeps: a ring of their steps, oldest first.
-typedef struct {
-    long *step;   // (keep) the steps kept, ring[saved % keep] is the oldest
-    int keep;     // how many to keep (0: none)
-    long saved;   // how many were saved so far
-} KeptCheckpoints;
-
 static void kept_dir(char *out, const char *run_dir, long step) {
     char name[64];
     snprintf(name, sizeof name, "checkpoints/step-%06ld", step);
     path_join(out, run_dir, name);
 }
 
-// Saves this step's checkpoint into RUNDIR; with --keep-checkpoints N also into a run
-// directory of its own, RUNDIR/checkpoints/step-NNNNNN/, then removes the one saved N
-// checkpoints before it.
-static int save_step(const Model *m, const char *run_dir, const Tokenizer *tok, long step,
-                     KeptCheckpoints *k, char *err) {
-    if (save_checkpoint(m, run_dir, tok, step, err)) return 1;
-    if (k->keep == 0) return 0;
+// Removes the kept checkpoint of a step: its files, then its directory.
+static void remove_kept(const char *run_dir, long step) {
     char dir[PATH_CAP], path[PATH_CAP];
+    const char *files[] = {"model.safetensors", "tokenizer.bin", "model.safetensors.tmp",
+                           "tokenizer.bin.tmp"};
     kept_dir(dir, run_dir, step);
-    if (make_dirs(dir, err) || save_checkpoint(m, dir, tok, step, err)) return 1;
-    long *slot = &k->step[k->saved++ % k->keep];
-    if (k->saved > k->keep) {   // *slot is the oldest: remove its directory
-        kept_dir(dir, run_dir, *slot);
-        path_join(path, dir, "model.safetensors");
+    for (int i = 0; i < 4; i++) {
+        path_join(path, dir, files[i]);
         remove(path);
-        path_join(path, dir, "tokenizer.bin");
-        remove(path);
-        remove(dir);
     }
-    *slot = step;
+    remove(dir);
+}
+
+// --force: the kept checkpoints of the run replaced go (those of step-NNNNNN names).
+static void remove_all_kept(const char *run_dir) {
+    char dir[PATH_CAP];
+    path_join(dir, run_dir, "checkpoints");
+    DIR *d = opendir(dir);
+    if (!d) return;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        char *end;
+        if (strncmp(e->d_name, "step-", 5)) continue;
+        long step = strtol(e->d_name + 5, &end, 10);
+        if (*end == '\0' && step >= 0) remove_kept(run_dir, step);
+    }
+    closedir(d);
+    remove(dir);
+}
+
+// Saves this step's checkpoint: with --keep-checkpoints N first into a run directory of
+// its own, RUNDIR/checkpoints/step-NNNNNN/ (removing the one saved N checkpoints before
+// it), then RUNDIR/optimizer.safetensors (the state to resume from, with the ring),
+// then RUNDIR/model.safetensors. A kill between two of these files leaves an older
+// optimizer state, which resume goes on from (or a newer one than the model, which
+// resume repairs): every file is whole, and the run resumes either way.
+static int save_step(const Model *m, const char *run_dir, const Tokenizer *tok,
+                     TrainState *s, char *err) {
+    KeptCheckpoints *k = &s->kept;
+    if (k->keep > 0) {
+        char dir[PATH_CAP];
+        kept_dir(dir, run_dir, s->step);
+        if (make_dirs(dir, err) || save_checkpoint(m, dir, tok, s->step, err)) return 1;
+        long *slot = &k->step[k->saved++ % k->keep];
+        if (k->saved > k->keep && *slot != s->step) remove_kept(run_dir, *slot);   // the oldest
+        *slot = s->step;
+    }
+    return save_optimizer(m, s, run_dir, err) || save_checkpoint(m, run_dir, tok, s->step, err);
+}
+
+static const char *LOG_HEADER =
+    "step,epoch,tokens,lr,train_loss,val_loss,grad_norm,tokens_per_s,seconds,skipped\n";
+
+// log.csv for the run: a new one (the header), or on resume the old one cut after the
+// checkpoint's step, so that it goes on as if never interrupted. Opened for appending.
+static FILE *open_log(const char *dir, int resume, long step, char *err) {
+    char path[PATH_CAP];
+    path_join(path, dir, "log.csv");
+    Lines l = {0};
+    if (resume && file_exists(path) && lines_read(&l, path, err)) return NULL;
+    FILE *f = replace_begin(path, err);
+    if (!f) { lines_free(&l); return NULL; }
+    fputs(LOG_HEADER, f);
+    for (size_t i = 1; i < l.n; i++) {
+        char *end;
+        long at = strtol(l.line[i], &end, 10);
+        if (end == l.line[i] || *end != ',' || at > step) break;
+        fprintf(f, "%s\n", l.line[i]);
+    }
+    lines_free(&l);
+    if (replace_commit(f, path, err)) return NULL;
+    if (!(f = fopen(path, "a")))
+        errorf(err, "cannot append to %s (%s); check the permissions of %s", path,
+               strerror(errno), dir);
+    return f;
+}
+
+// Flushed to the disk before each checkpoint, so that the log always reaches the step
+// of the checkpoint it is resumed from.
+static int sync_log(FILE *log, const char *dir, char *err) {
+    if (fflush(log) != 0 || ferror(log) || fsync(fileno(log)) != 0) {
+        errorf(err, "cannot write %s/log.csv (%s); free disk space, check the "
+               "permissions and `ulimit -f`, then resume with --resume %s", dir,
+               strerror(errno), dir);
+        return 1;
+    }
     return 0;
 }
+
+// Steps whose loss is made NaN, for the tests of non-finite steps only: the environment
+// variable KF_TEST_NAN_STEPS="FIRST-LAST" (unset: none).
+static void nan_steps(long *first, long *last) {
+    const char *s = getenv("KF_TEST_NAN_STEPS");
+    *first = 1; *last = 0;
+    if (s && sscanf(s, "%ld-%ld", first, last) != 2) { *first = 1; *last = 0; }
+}
+
+#define MAX_BAD_IN_A_ROW 10   // non-finite steps in a row that stop the run
 
 int fit_run(const FitOptions *o, FitResult *r, char *err) {
     Dataset d;
@@ -664,30 +1137,66 @@ int fit_run(const FitOptions *o, FitResult *r, char *err) {
     memset(r, 0, sizeof(*r));
     r->best_val_loss = r->val_ppl = NAN;
     r->val_bleu_greedy = r->val_bleu_beam = r->val_chrf_beam = NAN;
-    KeptCheckpoints kept = { .keep = o->keep_checkpoints };
-    char path[PATH_CAP];
+    TrainState s = { .best_val = NAN, .warm_end = -1.0, .kept.keep = o->keep_checkpoints };
     FILE *log = NULL;
     int rc = 1, rank0 = dist_rank() == 0;
     // a rank that fails stops them all (dist.h)
     if (dist_any_failed(fit_setup(o, &d, &cfg, &m, &bt, err), err)) goto done;
 
-    // every input is checked: from here on the run directory is written (log.csv now,
-    // tokenizer.bin and model.safetensors at the first checkpoint), by rank 0 alone; the
-    // other ranks write their log to /dev/null
-    kept.step = calloc((size_t)o->keep_checkpoints + 1, sizeof(long));
-    if (!kept.step) errorf(err, "out of memory");
-    int failed = !kept.step || (rank0 && make_dirs(o->out_dir, err));
-    path_join(path, o->out_dir, "log.csv");
-    if (!failed && !(log = fopen(rank0 ? path : "/dev/null", "w"))) {
-        errorf(err, "cannot write %s; check the permissions of %s", path,
-                 o->out_dir);
+    // every input is checked: from here on the run directory is written (run.txt, log.csv
+    // now, the checkpoint at each validation), by rank 0 alone; the other ranks write
+    // their log to /dev/null
+    s.kept.step = calloc((size_t)o->keep_checkpoints + 1, sizeof(long));
+    if (!s.kept.step) errorf(err, "out of memory");
+    int failed = !s.kept.step;
+    model_init(&m, o->seed);
+    m.dropout_seed = o->seed;
+    char path[PATH_CAP];
+    path_join(path, o->out_dir, "optimizer.safetensors");
+    if (!failed && o->resume && file_exists(path)) {
+        // the checkpoint to go on from; model.safetensors is rewritten if a save was
+        // killed between optimizer.safetensors and it
+        long saved_at = -1;
+        Model pub;
+        Tokenizer *ptok = NULL;
+        failed = load_optimizer(&m, &s, o->out_dir, err);
+        if (!failed && batcher_seek(bt, s.epoch, s.pos)) {
+            errorf(err, "%s: its data position (epoch %ld, batch %ld) is outside the data of "
+                   "%s; resume with the run's data, or start over with --force", path,
+                   s.epoch, s.pos, o->data_dir);
+            failed = 1;
+        }
+        if (!failed && (o->minutes > 0 ? s.elapsed >= o->minutes * 60.0 : s.step >= o->steps)) {
+            errorf(err, "%s is complete (step %ld, its whole budget); nothing to resume: "
+                   "start a longer run with another --out", o->out_dir, s.step);
+            failed = 1;
+        }
+        if (!failed && run_load(&pub, &ptok, &saved_at, o->out_dir, err) == 0) {
+            model_free(&pub);
+            tokenizer_free(ptok);
+        }
+        if (!failed && saved_at != s.step) {
+            printf("fit: %s/model.safetensors is of step %ld, the optimizer state of step %ld "
+                   "(a save was interrupted): saving the weights of step %ld\n", o->out_dir,
+                   saved_at, s.step, s.step);
+            failed = save_checkpoint(&m, o->out_dir, d.tok, s.step, err);
+        }
+        m.dropout_step = s.dropout_step;
+        if (!failed) printf("fit: resuming %s/ from step %ld\n", o->out_dir, s.step);
+    } else if (!failed && rank0) {
+        if (o->force) {   // the run replaced must not be resumed into this one
+            remove(path);
+            remove_all_kept(o->out_dir);
+        }
+        failed = make_dirs(o->out_dir, err) || write_run_txt(o, err);
+    }
+    if (!failed && !(log = rank0 ? open_log(o->out_dir, o->resume, s.step, err)
+                                 : fopen("/dev/null", "w"))) {
+        if (!rank0) errorf(err, "cannot open /dev/null");
         failed = 1;
     }
     if (dist_any_failed(failed, err)) goto done;
-    model_init(&m, o->seed);
-    m.dropout_seed = o->seed;
     if (o->overlap) dist_overlap(&m);
-    fprintf(log, "step,epoch,tokens,lr,train_loss,val_loss,grad_norm,tokens_per_s,seconds\n");
 
     size_t dense = (size_t)cfg.V * (size_t)cfg.C;
     char n1[32], n2[32], n3[32], spec[256];
@@ -716,17 +1225,19 @@ int fit_run(const FitOptions *o, FitResult *r, char *err) {
     struct sigaction old_handlers[2];
     stop_signal = 0;
     catch_stop_signals(old_handlers);
-    Schedule sched = {o->lr, o->warmup, -1.0};
+    Schedule sched = {o->lr, o->warmup, s.warm_end};
     Progress prog = {rank0 && isatty(fileno(stderr)), 0.0};
     double budget = o->minutes * 60.0;
-    double t0 = seconds_now(), train_time = 0, recent[RECENT], val = NAN;
-    long step = 0, batches = 0, tokens = 0;
+    double t0 = seconds_now() - s.elapsed, val = NAN;
     int evaluated = 0;   // validated after the last step
-    double p = 0;        // the fraction of the budget used by the steps so far
+    // the fraction of the budget used by the steps so far
+    double p = budget > 0 ? s.elapsed / budget : (double)s.step / (double)o->steps;
     int stop = 0;        // a rank was asked to stop (agreed by all ranks after each step)
+    long nan_first, nan_last;
+    nan_steps(&nan_first, &nan_last);
     for (;;) {
         if (p >= 1.0 || stop) break;
-        step++;
+        s.step++;
 
         // one step: forward, backward (each rank on its shard of the batch), the sum of
         // the ranks' gradients, clip, AdamW
@@ -735,7 +1246,7 @@ int fit_run(const FitOptions *o, FitResult *r, char *err) {
         if (!batcher_next(bt, &b)) batcher_next(bt, &b);   // a new epoch starts
         m.row0 = dist_shard(&b, &shard);
         m.loss_tokens = b.ntok;
-        float lr = schedule_lr(&sched, step, p);
+        float lr = schedule_lr(&sched, s.step, p);
         model_zero_grad(&m);
         m.training = 1;
         double loss_sum = model_forward(&m, shard.src, shard.tgt_in, shard.tgt_out, shard.B,
@@ -744,57 +1255,82 @@ int fit_run(const FitOptions *o, FitResult *r, char *err) {
         dist_sum_grads(&m);
         dist_sum(&loss_sum, 1);
         double loss = loss_sum / b.ntok;   // the mean over the whole batch
+        if (s.step >= nan_first && s.step <= nan_last) loss = NAN;
         double norm = model_grad_norm(&m);
-        if (o->clip > 0) model_clip_grads(&m, norm, o->clip);
-        model_adamw(&m, lr, o->beta1, o->beta2, o->eps, o->weight_decay, (int)step);
-        train_time += seconds_since(ts);
-        batches++;
-        tokens += b.ntok;
-        if (!isfinite(loss)) {
+        // A non-finite loss or gradient norm (an overflow, a bad batch) would put NaN
+        // into every weight through AdamW: the step is skipped, and counted; a run of
+        // them stops training, keeping the last good checkpoint.
+        if (isfinite(loss) && isfinite(norm)) {
+            if (o->clip > 0) model_clip_grads(&m, norm, o->clip);
+            model_adamw(&m, lr, o->beta1, o->beta2, o->eps, o->weight_decay,
+                        (int)++s.updates);
+            s.bad_in_a_row = 0;
+        } else {
+            s.skipped++;
+            s.bad_in_a_row++;
+        }
+        s.train_time += seconds_since(ts);
+        s.batches++;
+        s.tokens += b.ntok;
+        if (s.bad_in_a_row >= MAX_BAD_IN_A_ROW) {
             progress_clear(&prog);
-            errorf(err, "the loss became %g at step %ld; lower --lr (now %g) "
-                     "or keep --clip on", loss, step, o->lr);
+            errorf(err, "%ld steps in a row up to step %ld had a non-finite loss or gradient "
+                   "norm; stopped, the last good checkpoint stays in %s/; lower --lr (now "
+                   "%g) or keep --clip on, then start over with --force", s.bad_in_a_row,
+                   s.step, o->out_dir, o->lr);
             goto stop;
         }
-        if (step == 1) r->first_train_loss = loss;
-        recent[(step - 1) % RECENT] = loss;
-        double tok_s = (double)tokens / train_time;
+        if (s.step == 1) s.first_loss = loss;
+        s.recent[(s.step - 1) % RECENT] = loss;
+        double tok_s = (double)s.tokens / s.train_time;
 
         // validate and save every eval_every steps, and after the last step
         double elapsed = seconds_since(t0);
-        p = budget > 0 ? elapsed / budget : (double)step / (double)o->steps;
-        stop = dist_agree_stop(&p, stop_signal);   // rank 0's clock, any rank's signal
+        p = budget > 0 ? elapsed / budget : (double)s.step / (double)o->steps;
+        stop = dist_agree_stop(&p, stop_signal || (o->stop_at > 0 && s.step >= o->stop_at));
         int last = p >= 1.0 || stop;
-        evaluated = (o->eval_every > 0 && step % o->eval_every == 0) || (last && !stop);
+        evaluated = (o->eval_every > 0 && s.step % o->eval_every == 0) || (last && !stop);
         val = NAN;
         if (evaluated) {
             val = evaluate(&m, &d, o->batch_tokens, o->eval_batches);
-            if (isfinite(val) && !(val >= r->best_val_loss)) r->best_val_loss = val;
+            if (isfinite(val) && !(val >= s.best_val)) s.best_val = val;
             progress_clear(&prog);
             printf("step %6ld | train %.4f | val %.4f (ppl %.2f) | lr %.2e | %.0f tok/s | "
-                   "%.0f s\n", step, loss, val, exp(val), lr, tok_s, seconds_since(t0));
+                   "%.0f s\n", s.step, loss, val, exp(val), lr, tok_s, seconds_since(t0));
             fflush(stdout);
-            if (rank0 && save_step(&m, o->out_dir, d.tok, step, &kept, err)) {
-                dist_fail_alone(err);
-                goto stop;
-            }
         }
-        fprintf(log, "%ld,%.4f,%ld,%.6g,%.8f,", step, (double)batches /
-                batcher_num_batches(bt), tokens, lr, loss);
+        fprintf(log, "%ld,%.4f,%ld,%.6g,%.8f,", s.step, (double)s.batches /
+                batcher_num_batches(bt), s.tokens, lr, loss);
         if (evaluated) fprintf(log, "%.8f", val);
-        fprintf(log, ",%.6f,%.1f,%.3f\n", norm, tok_s, seconds_since(t0));
+        fprintf(log, ",%.6f,%.1f,%.3f,%ld\n", norm, tok_s, seconds_since(t0), s.skipped);
         fflush(log);
+        // the checkpoint: after validation, and at the last step (below)
+        if (evaluated || last) {
+            batcher_position(bt, &s.epoch, &s.pos);
+            s.dropout_step = m.dropout_step;
+            s.elapsed = elapsed;
+            s.warm_end = sched.warm_end;
+        }
+        // (not amid non-finite steps: the last good checkpoint stays until they end)
+        if (evaluated && rank0 && s.bad_in_a_row == 0 &&
+            (sync_log(log, o->out_dir, err) || save_step(&m, o->out_dir, d.tok, &s, err))) {
+            dist_fail_alone(err);
+            goto stop;
+        }
         double eta = budget > 0 ? budget - elapsed
-                                : elapsed / (double)step * (double)(o->steps - step);
-        if (rank0) progress_show(&prog, step, budget > 0 ? 0 : o->steps, loss, tok_s, eta, elapsed);
+                                : elapsed / (double)s.step * (double)(o->steps - s.step);
+        if (rank0) progress_show(&prog, s.step, budget > 0 ? 0 : o->steps, loss, tok_s, eta, elapsed);
     }
     progress_clear(&prog);
+    long step = s.step;
     if (step == 0) {
         errorf(err, "no step was taken (interrupted or a budget too small); "
                  "give more --steps or --minutes");
         goto stop;
     }
-    if (!evaluated && rank0 && save_step(&m, o->out_dir, d.tok, step, &kept, err)) goto stop;
+    if (!evaluated && rank0 &&
+        (sync_log(log, o->out_dir, err) || save_step(&m, o->out_dir, d.tok, &s, err)))
+        goto stop;
     if (rank0 && cfg.arch == ARCH_SEQ2SEQ && o->bleu_sentences > 0 && !stop &&
         validation_bleu(&m, &d, o, r, err))
         goto stop;
@@ -802,25 +1338,29 @@ int fit_run(const FitOptions *o, FitResult *r, char *err) {
     // summary
     int k = step < RECENT ? (int)step : RECENT;
     double sum = 0;
-    for (int i = 0; i < k; i++) sum += recent[i];
+    for (int i = 0; i < k; i++) sum += s.recent[i];
     r->steps = step;
+    r->first_train_loss = s.first_loss;
+    r->best_val_loss = s.best_val;
     r->final_train_loss = sum / k;
     r->val_ppl = exp(r->best_val_loss);
     r->seconds = seconds_since(t0);
-    r->tokens_per_s = (double)tokens / train_time;
+    r->tokens_per_s = (double)s.tokens / s.train_time;
     r->peak_rss_mb = peak_rss_mb();
     r->interrupted = stop;
     if (rank0 && write_summary(o, &cfg, r, err)) goto stop;
     printf("fit: %ld steps in %.1f s, %.0f tokens/s, train loss %.4f -> %.4f, best val "
-           "loss %.4f (ppl %.2f), peak memory %.0f MB%s\n", step, r->seconds,
+           "loss %.4f (ppl %.2f), peak memory %.0f MB%s%s\n", step, r->seconds,
            r->tokens_per_s, r->first_train_loss, r->final_train_loss, r->best_val_loss,
-           r->val_ppl, r->peak_rss_mb, r->interrupted ? ", interrupted" : "");
+           r->val_ppl, r->peak_rss_mb, r->interrupted ? ", interrupted" : "",
+           s.skipped ? ", some steps skipped (see log.csv)" : "");
     if (dist_size() > 1)
         printf("fit: %d ranks; the gradient all-reduce of %.1f MB (%s) took %.1f ms per step "
                "(%.0f%% of the training time)\n", dist_size(),
                1e-6 * (double)m.num_params * sizeof(real), o->overlap ? "overlapped" : "after backward",
-               1e3 * dist_reduce_seconds() / (double)step, 100 * dist_reduce_seconds() / train_time);
-    printf("fit: saved %s/model.safetensors\n", o->out_dir);
+               1e3 * dist_reduce_seconds() / (double)step, 100 * dist_reduce_seconds() / s.train_time);
+    printf("fit: saved %s/model.safetensors%s\n", o->out_dir,
+           stop ? "; continue with `train fit --resume` and that directory" : "");
     rc = 0;
     if (ferror(log) | fclose(log)) {   // a full disk must not pass for a complete log
         errorf(err, "cannot write %s/log.csv (%s); check the disk", o->out_dir, strerror(errno));
@@ -831,7 +1371,7 @@ stop:
     restore_signals(old_handlers);
 done:
     if (log) fclose(log);
-    free(kept.step);
+    free(s.kept.step);
     batcher_free(bt);
     model_free(&m);
     dataset_close(&d);

@@ -1,16 +1,27 @@
 // run.h: one training run (`train fit`) and the run directory it leaves behind:
+//   run.txt            key=value: made_by (fit, demo or compare: what may replace the
+//                      run) and every option of the run, for --resume; written first,
+//                      it marks the directory as holding a run
 //   log.csv            one row per step: step,epoch,tokens,lr,train_loss,val_loss,
-//                      grad_norm,tokens_per_s,seconds (val_loss empty where not evaluated)
+//                      grad_norm,tokens_per_s,seconds,skipped (val_loss empty where not
+//                      evaluated; skipped: steps so far skipped for a non-finite loss)
 //   summary.json       config, parameter counts, losses, validation BLEU, speed,
 //                      peak memory
 //   model.safetensors  the weights, with the config and tokenizer checksum as metadata
+//   optimizer.safetensors  the state to resume from: the weights again, AdamW's m and v
+//                      (adam_m.NAME, adam_v.NAME), and as metadata the step (the same
+//                      as model.safetensors'), the data position, the random states,
+//                      the best validation loss, the kept-checkpoint ring
 //   tokenizer.bin      a copy of the data's tokenizer
+// Every file is written atomically (fileio.h, replace_begin), so a kill at any moment
+// leaves whole files under their final names.
 #ifndef KF_RUN_H
 #define KF_RUN_H
 
 #include <stdint.h>
 #include "model.h"
 #include "tokenizer.h"
+#include "fileio.h"
 
 typedef struct {
     const char *data_dir, *out_dir;
@@ -34,6 +45,12 @@ typedef struct {
     int bleu_sentences;      // seq2seq: validation pairs translated and scored at the
                              // end, greedily and by beam search (0: none)
     int bleu_beam;           // the beam of that search
+    // not options of the run (not in run.txt): how this invocation treats out_dir
+    int resume;              // continue the run in out_dir from its last checkpoint
+    int force;               // replace a run that out_dir holds (else refused)
+    const char *made_by;     // "fit" (NULL), "demo" or "compare": recorded in run.txt
+    long stop_at;            // stop after this step as on SIGINT, saving (0: never)
+    char data_buf[PATH_CAP]; // fit_options_load keeps data_dir here
 } FitOptions;
 
 typedef struct {
@@ -48,6 +65,16 @@ typedef struct {
 } FitResult;
 
 void fit_defaults(FitOptions *o);
+
+// What a directory holds: RUN_NONE (missing or no run in it), or a run, and then who made
+// it (run.txt's made_by; a run without run.txt counts as made by fit).
+enum { RUN_NONE = 0, RUN_FIT, RUN_DEMO, RUN_COMPARE };
+int run_dir_kind(const char *dir);
+const char *run_kind_name(int kind);
+
+// The options a run recorded in RUNDIR/run.txt, read into *o (over fit_defaults), so
+// that `fit --resume RUNDIR` needs no other flag; out_dir, resume and force are set.
+int fit_options_load(FitOptions *o, const char *run_dir, char *err);
 
 // The learning rate of a step: linear warmup over the first `warmup` steps or the first
 // 10% of the budget, whichever ends first, then cosine decay from lr to lr/10 at the end

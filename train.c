@@ -13,6 +13,7 @@
 // before anything is written; bad input ends with one line "train: error: ..." on
 // stderr and exit status 2.
 #include <ctype.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -208,7 +209,7 @@ static void help_fit(void) {
 "\n"
 "Trains a model and writes RUNDIR/:\n"
 "  log.csv            step,epoch,tokens,lr,train_loss,val_loss,grad_norm,tokens_per_s,\n"
-"                     seconds (one row per step; val_loss empty where not evaluated;\n"
+"                     seconds,skipped (one row per step; val_loss empty where not evaluated;\n"
 "                     tokens: target tokens so far; tokens_per_s: excludes validation)\n"
 "  summary.json       config, parameters (total, embedding, compression vs dense V*C),\n"
 "                     first and final train loss (mean of the last 20 steps), best\n"
@@ -217,10 +218,21 @@ static void help_fit(void) {
 "  model.safetensors  the weights, saved at every validation and at the end; metadata:\n"
 "                     the config and the tokenizer checksum\n"
 "  tokenizer.bin      the data's tokenizer, so that translate needs only RUNDIR\n"
+"  optimizer.safetensors  the state to resume from (weights, AdamW's moments, data\n"
+"                     position, random states), saved with model.safetensors\n"
+"  run.txt            the run's options and who made it (fit, demo, compare)\n"
+"Every file is written atomically (a temporary file, fsync, rename): a crash or kill\n"
+"leaves the previous checkpoint whole.\n"
+"A RUNDIR that holds a run is refused, and nothing is written:\n"
+"  --resume RUNDIR    continue it from its last checkpoint, bit for bit as if never\n"
+"                     stopped (no other flag needed; flags that would change the run\n"
+"                     are refused, --threads, --eval-every, --eval-batches,\n"
+"                     --bleu-sentences, --bleu-beam may change)\n"
+"  --force            start over in it (its checkpoints go at the first save)\n"
+"  --stop-at STEP     stop after STEP as Ctrl-C would, saving (for tests; resume later)\n"
+"A non-finite loss or gradient norm skips the step (no update; counted in log.csv's\n"
+"skipped); 10 in a row stop the run, which keeps its last good checkpoint.\n"
 "Progress goes to stderr (one updating line on a terminal); Ctrl-C saves and exits 130.\n"
-"An existing RUNDIR is taken over once every flag and the data are checked: log.csv\n"
-"starts anew at once, the previous model.safetensors and its tokenizer.bin stay\n"
-"usable until the new run saves its first checkpoint, which replaces them.\n"
 "Built with `make USE_MPI=1`, `mpirun -np N ./train fit ...` trains data-parallel: each\n"
 "rank takes a shard of every batch, rank 0 writes RUNDIR; --threads is per rank (see\n"
 "the README, \"Several processes and machines: MPI\").\n"
@@ -452,10 +464,22 @@ static int cmd_fit(int argc, char **argv) {
     dist_init();   // under mpirun, one of several ranks (make USE_MPI=1); else a no-op
     FitOptions o;
     fit_defaults(&o);
-    int budget_flags = 0;
+    char err[KF_ERRLEN];
+    // --resume RUNDIR first: the run's own options (run.txt), which the flags given
+    // after it may only change where that changes no number of the run
     for (int i = 2; i < argc; i++) {
         if (is_help(argv[i])) { help_fit(); return 0; }
-        if (!strcmp(argv[i], "--out")) o.out_dir = path_value(argc, argv, &i);
+        if (!strcmp(argv[i], "--resume")) {
+            const char *dir = path_value(argc, argv, &i);
+            if (fit_options_load(&o, dir, err)) error_exit("%s", err);
+        }
+    }
+    int budget_flags = 0, out_given = 0;
+    for (int i = 2; i < argc; i++) {
+        if (!strcmp(argv[i], "--resume")) i++;
+        else if (!strcmp(argv[i], "--out")) { o.out_dir = path_value(argc, argv, &i); out_given = 1; }
+        else if (!strcmp(argv[i], "--force")) o.force = 1;
+        else if (!strcmp(argv[i], "--stop-at")) o.stop_at = long_value(argc, argv, &i);
         else if (!strcmp(argv[i], "--embed")) {
             const char *v = flag_value(argc, argv, &i);
             if (strlen(v) >= sizeof(o.cfg.embed)) error_exit("--embed spec is too long");
@@ -464,11 +488,12 @@ static int cmd_fit(int argc, char **argv) {
         else if (!fit_flag(&o, &budget_flags, argc, argv, &i)) error_usage(argv[i]);
     }
     check_budget(budget_flags);
+    if (o.resume && out_given)
+        error_exit("--resume RUNDIR continues the run in RUNDIR; drop --out");
     if (!o.data_dir) error_exit("fit needs --data DIR, a directory made by `train prepare`");
     if (!o.out_dir) error_exit("fit needs --out RUNDIR, where to write the run");
     o.threads = use_threads(o.threads);
     FitResult r;
-    char err[KF_ERRLEN];
     if (fit_run(&o, &r, err)) error_exit("%s", err);
     return r.interrupted ? 130 : 0;
 }
@@ -506,7 +531,7 @@ static int cmd_prepare(int argc, char **argv) {
     o.valid_fraction = 0.05;
     o.max_len = 128;
     o.seed = 1;
-    int arch = -1, fraction_set = 0;
+    int arch = -1, fraction_set = 0, vocab_set = 0;   // 0 is a size given, not the default
     for (int i = 2; i < argc; i++) {
         const char *a = argv[i];
         if (is_help(a)) { fputs(HELP_PREPARE, stdout); return 0; }
@@ -522,7 +547,7 @@ static int cmd_prepare(int argc, char **argv) {
         }
         else if (!strcmp(a, "--arch")) arch = arch_value(argc, argv, &i);
         else if (!strcmp(a, "--out")) o.out = path_value(argc, argv, &i);
-        else if (!strcmp(a, "--vocab-size")) o.vocab_size = int_value(argc, argv, &i);
+        else if (!strcmp(a, "--vocab-size")) { o.vocab_size = int_value(argc, argv, &i); vocab_set = 1; }
         else if (!strcmp(a, "--tokenizer")) o.tokenizer = path_value(argc, argv, &i);
         else if (!strcmp(a, "--max-len")) o.max_len = int_value(argc, argv, &i);
         else if (!strcmp(a, "--seed")) o.seed = (uint64_t)long_value(argc, argv, &i);
@@ -548,9 +573,9 @@ static int cmd_prepare(int argc, char **argv) {
     if (!(o.valid_fraction > 0 && o.valid_fraction <= 0.5))
         error_exit("--valid-fraction %g must be in (0, 0.5]", o.valid_fraction);
     if (!o.out) error_exit("prepare needs --out DIR, where to write the data");
-    if (o.tokenizer && o.vocab_size)
+    if (o.tokenizer && vocab_set)
         error_exit("give --tokenizer or --vocab-size, not both (a reused tokenizer has its size)");
-    if (o.vocab_size && (o.vocab_size < TOK_NBASE || o.vocab_size > 1000000))
+    if (vocab_set && (o.vocab_size < TOK_NBASE || o.vocab_size > 1000000))
         error_exit("--vocab-size %d must be in [%d, 1000000] (the %d bytes and 3 special "
                    "tokens come first)", o.vocab_size, TOK_NBASE, TOK_NBASE - 3);
     if (o.max_len < (o.text ? 2 : 1) || o.max_len > 100000)
@@ -999,6 +1024,16 @@ static int cmd_demo(int argc, char **argv, int first) {
     else if (prepare_run(&p, err)) error_exit("%s", err);
 
     printf("\n== 3. training: %s/ (%g minutes, %d threads)\n", TOY_RUN, minutes, f.threads);
+    // the demo replaces its own earlier run, and only that
+    int kind = run_dir_kind(TOY_RUN);
+    if (kind == RUN_DEMO) {
+        printf("replacing the earlier demo run in %s/\n", TOY_RUN);
+        f.force = 1;
+    } else if (kind != RUN_NONE) {
+        error_exit("%s/ holds a run the demo did not make (made by %s); move it away to run "
+                   "the demo", TOY_RUN, run_kind_name(kind));
+    }
+    f.made_by = "demo";
     fflush(stdout);
     FitResult r;
     if (fit_run(&f, &r, err)) error_exit("%s", err);
@@ -1042,6 +1077,9 @@ static int cmd_demo(int argc, char **argv, int first) {
 // ----------------------------------------------------------------------------
 
 int main(int argc, char **argv) {
+    // A file size limit (ulimit -f) must fail the write (EFBIG), which says so and keeps
+    // the previous checkpoint, not kill the process with SIGXFSZ.
+    signal(SIGXFSZ, SIG_IGN);
     if (argc < 2) return cmd_demo(argc, argv, 1);
     command = argv[1];
     if (is_help(command)) { fputs(HELP_MAIN, stdout); return 0; }

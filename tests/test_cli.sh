@@ -137,7 +137,7 @@ expect_exit fit 0 $TRAIN fit --data "$T/d" --out "$T/r" $SMALL --steps 60 --lr 3
 for f in log.csv summary.json model.safetensors tokenizer.bin; do
     [ -s "$T/r/$f" ] && pass "fit_writes_$f" || fail "fit_writes_$f" "missing"
 done
-head -n 1 "$T/r/log.csv" | grep -q '^step,epoch,tokens,lr,train_loss,val_loss,grad_norm,tokens_per_s,seconds$' &&
+head -n 1 "$T/r/log.csv" | grep -q '^step,epoch,tokens,lr,train_loss,val_loss,grad_norm,tokens_per_s,seconds,skipped$' &&
     pass fit_log_header || fail fit_log_header "$(head -n 1 "$T/r/log.csv")"
 # the loss of the first step against the mean of the last five
 awk -F, 'NR == 2 { first = $5 } NR > 1 { n++; l[n] = $5 }

@@ -268,9 +268,10 @@ static void test_against_naive(void) {
     }
     CHECK(bad < 0 && total > 1000, "train_matches_naive_trainer",
           "corpus %d: %d merges, naive %d; first difference at merge %d: (%d, %d), naive (%d, %d)",
-          bad, ngot, nwant, bad_merge, bad_merge < ngot ? got[2 * bad_merge] : -1,
-          bad_merge < ngot ? got[2 * bad_merge + 1] : -1, bad_merge < nwant ? want[2 * bad_merge] : -1,
-          bad_merge < nwant ? want[2 * bad_merge + 1] : -1);
+          bad, ngot, nwant, bad_merge, bad_merge >= 0 && bad_merge < ngot ? got[2 * bad_merge] : -1,
+          bad_merge >= 0 && bad_merge < ngot ? got[2 * bad_merge + 1] : -1,
+          bad_merge >= 0 && bad_merge < nwant ? want[2 * bad_merge] : -1,
+          bad_merge >= 0 && bad_merge < nwant ? want[2 * bad_merge + 1] : -1);
     printf("  %d random corpora, %d merges compared\n", CORPORA, total);
     free(s); free(want); free(got);
 }
