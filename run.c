@@ -537,7 +537,7 @@ static int save_optimizer(const Model *m, const TrainState *s, const char *dir, 
         const TensorInfo *ti = &m->tensors[i];
         for (int j = 0; j < 3; j++) {
             StTensor *x = &t[j * nt + i];
-            x->ndim = ti->ndim;
+            *x = (StTensor){ .ndim = ti->ndim };
             memcpy(x->shape, ti->shape, sizeof(x->shape));
             const real *base = j == 0 ? m->param_mem : j == 1 ? m->adam_m : m->adam_v;
             x->data = base + ti->offset;
