@@ -390,18 +390,25 @@ void embed_legacy_spec(char *out, size_t cap, const char *spec) {
 // ----------------------------------------------------------------------------
 // Slots: order=freq
 
+typedef struct { double count; int token; } Ranked;
+
+// decreasing count, then increasing token id
+static int by_count(const void *pa, const void *pb) {
+    const Ranked *a = pa, *b = pb;
+    if (a->count != b->count) return a->count < b->count ? 1 : -1;
+    return (a->token > b->token) - (a->token < b->token);
+}
+
 void embed_set_order(Embed *e, int *slot, int *token, const double *counts) {
     const int V = e->V;
-    for (int w = 0; w < V; w++) token[w] = w;
-    // insertion of each token after those with a larger count, or an equal count and
-    // a smaller id (a stable sort by decreasing count); V log V would do, V^2 in the
-    // worst case is still a few ms for V = 8000 and runs once
-    for (int i = 1; i < V; i++) {
-        int w = token[i], k = i;
-        while (k > 0 && counts[token[k - 1]] < counts[w]) { token[k] = token[k - 1]; k--; }
-        token[k] = w;
+    Ranked *r = xmalloc(sizeof(Ranked) * (size_t)V);
+    for (int w = 0; w < V; w++) r[w] = (Ranked){.count = counts[w], .token = w};
+    qsort(r, (size_t)V, sizeof(Ranked), by_count);
+    for (int s = 0; s < V; s++) {
+        token[s] = r[s].token;
+        slot[r[s].token] = s;
     }
-    for (int s = 0; s < V; s++) slot[token[s]] = s;
+    free(r);
     e->slot = slot;
     e->token = token;
 }
@@ -841,9 +848,9 @@ static void kronxs_reduce(real *dparams, const real *gtok, const int *grid, int 
 }
 
 // The norm's backward for nu factorized slots grid[u] with row gradients G (nu, C):
-// dgamma, dbeta into dparams, and G replaced by the gradient of the product rows.
+// dgamma, dbeta into dparams, and the gradient of the product rows into dx (nu, C).
 // The gain's gradient sums over the slots in increasing u, one thread per channel.
-static void norm_backward(real *dparams, real *G, const int *grid, int nu,
+static void norm_backward(real *dparams, real *dx, const real *G, const int *grid, int nu,
                           const real *params, const Embed *e, const Plan *p) {
     const int C = e->C;
     real *X = xmalloc(sizeof(real) * (size_t)nu * C), *r = xmalloc(sizeof(real) * (size_t)nu);
@@ -871,8 +878,8 @@ static void norm_backward(real *dparams, real *G, const int *grid, int nu,
     }
     #pragma omp parallel for schedule(static)
     for (int u = 0; u < nu; u++) {
-        real *g = G + (size_t)u * C;
-        const real *xh = X + (size_t)u * C;
+        const real *g = G + (size_t)u * C, *xh = X + (size_t)u * C;
+        real *d = dx + (size_t)u * C;
         double mean_d = 0, mean_dx = 0;                // mean(dxhat), mean(dxhat xhat)
         for (int c = 0; c < C; c++) {
             mean_d += g[c] * gamma[c];
@@ -881,15 +888,15 @@ static void norm_backward(real *dparams, real *G, const int *grid, int nu,
         mean_d = e->norm == EMBED_NORM_LN ? mean_d / C : 0;
         mean_dx /= C;
         for (int c = 0; c < C; c++)
-            g[c] = (real)(r[u] * (g[c] * gamma[c] - mean_d - xh[c] * mean_dx));
+            d[c] = (real)(r[u] * (g[c] * gamma[c] - mean_d - xh[c] * mean_dx));
     }
     free(r);
     free(X);
 }
 
 // dparams += the gradient from nu distinct slots uslot[u], in increasing order, each
-// with its summed, scaled row gradient G[u, :] (G is overwritten).        G (nu, C)
-static void slots_backward(real *dparams, real *G, const int *uslot, int nu,
+// with its summed, scaled row gradient G[u, :].                           G (nu, C)
+static void slots_backward(real *dparams, const real *G, const int *uslot, int nu,
                            const real *params, const Embed *e) {
     const int C = e->C;
     const int own = e->kind == EMBED_DENSE ? e->V : e->head;   // slots with own rows
@@ -908,7 +915,12 @@ static void slots_backward(real *dparams, real *G, const int *uslot, int nu,
     for (int u = 0; u < nf; u++) grid[u] = uslot[nh + u] - e->head;
     Plan p;
     plan_init(&p, e);
-    if (e->norm != EMBED_NORM_NONE) norm_backward(dparams, G, grid, nf, params, e, &p);
+    real *dx = NULL;                                   // the product rows' gradient
+    if (e->norm != EMBED_NORM_NONE) {
+        dx = xmalloc(sizeof(real) * (size_t)nf * C);
+        norm_backward(dparams, dx, G, grid, nf, params, e, &p);
+        G = dx;
+    }
     // kron: gradients go straight to the slot's own parameters. kronxs: to gtok
     // (nf, R, Q), laid out like kron parameters, then reduced into the shared rows.
     real *gtok = NULL;
@@ -939,6 +951,7 @@ static void slots_backward(real *dparams, real *G, const int *uslot, int nu,
         kronxs_reduce(dparams, gtok, grid, nf, e, &p);
         free(gtok);
     }
+    free(dx);
     free(grid);
 }
 
@@ -979,14 +992,16 @@ void embed_rows_backward(real *dparams, const real *dout, const int *tokens,
 void embed_table_backward(real *dparams, const real *dtable, const real *params,
                           const Embed *e) {
     const int V = e->V, C = e->C;
-    real *G = xmalloc(sizeof(real) * (size_t)V * C);          // dtable in slot order
     int *uslot = xmalloc(sizeof(int) * (size_t)V);
-    #pragma omp parallel for schedule(static)
-    for (int s = 0; s < V; s++) {
-        uslot[s] = s;
-        memcpy(G + (size_t)s * C, dtable + (size_t)token_of(e, s) * C, sizeof(real) * C);
+    for (int s = 0; s < V; s++) uslot[s] = s;
+    real *G = NULL;                                   // dtable in slot order, if not
+    if (e->token) {
+        G = xmalloc(sizeof(real) * (size_t)V * C);
+        #pragma omp parallel for schedule(static)
+        for (int s = 0; s < V; s++)
+            memcpy(G + (size_t)s * C, dtable + (size_t)e->token[s] * C, sizeof(real) * C);
     }
-    slots_backward(dparams, G, uslot, V, params, e);
-    free(uslot);
+    slots_backward(dparams, G ? G : dtable, uslot, V, params, e);
     free(G);
+    free(uslot);
 }

@@ -621,9 +621,8 @@ static int acts_carve(Model *m, int B, int S, int T) {
 static void decoder_free(struct Decoder *d);
 
 static int alloc_slots(Model *m) {
-    if (m->emb_slot) return 1;
-    m->emb_slot = malloc(sizeof(int) * (size_t)m->cfg.V);
-    m->emb_token = malloc(sizeof(int) * (size_t)m->cfg.V);
+    if (!m->emb_slot) m->emb_slot = malloc(sizeof(int) * (size_t)m->cfg.V);
+    if (!m->emb_token) m->emb_token = malloc(sizeof(int) * (size_t)m->cfg.V);
     return !m->emb_slot || !m->emb_token;
 }
 

@@ -130,7 +130,7 @@ int model_build(Model *m, const Config *cfg, char *err);
 void model_init(Model *m, uint64_t seed);
 // order=freq embeddings: the slots from the token counts of the training data (V).
 // model_use_slots takes a saved slot table (V) instead; non-zero if it is not a
-// permutation. Either may be called once, after model_build.
+// permutation. Either may be called after model_build; the last call holds.
 int model_set_token_counts(Model *m, const double *counts);
 int model_use_slots(Model *m, const int *slot);
 void model_free(Model *m);

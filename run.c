@@ -13,6 +13,7 @@
 #include <errno.h>
 #include <limits.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -63,7 +64,32 @@ static void restore_signals(const struct sigaction old[2]) {
 // ----------------------------------------------------------------------------
 // checkpoint: model.safetensors with the config as metadata
 
-#define NMETA 20
+// The metadata of a safetensors file being written: key/value pairs, each value
+// formatted into the struct by meta_put, or only pointed at by meta_ref (the long
+// ones: the embed spec, the kept-checkpoint ring, the recent losses).
+#define META_MAX 24
+typedef struct {
+    char val[META_MAX][160];
+    const char *kv[2 * META_MAX];   // key, value, key, value, ...
+    int n;
+} Meta;
+
+static void meta_put(Meta *mt, const char *key, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(mt->val[mt->n], sizeof mt->val[mt->n], fmt, ap);
+    va_end(ap);
+    mt->kv[2 * mt->n] = key;
+    mt->kv[2 * mt->n + 1] = mt->val[mt->n];
+    mt->n++;
+}
+
+// A value that outlives the Meta (as long as st_save runs): pointed at, not copied.
+static void meta_ref(Meta *mt, const char *key, const char *value) {
+    mt->kv[2 * mt->n] = key;
+    mt->kv[2 * mt->n + 1] = value;
+    mt->n++;
+}
 
 // Writes RUNDIR/tokenizer.bin, then RUNDIR/model.safetensors (each atomically): a run
 // directory keeps a matching pair, so a new run into an old directory leaves the old
@@ -85,30 +111,26 @@ static int save_checkpoint(const Model *m, const char *dir, const Tokenizer *tok
         t[nt++] = (StTensor){ .name = "embed.slot", .ints = m->emb.slot, .ndim = 1,
                               .shape = {m->cfg.V} };
     const Config *c = &m->cfg;
-    char val[NMETA][160];
-    const char *meta[2 * NMETA];
-    int n = 0;
-    #define META(key, ...) do { snprintf(val[n], sizeof(val[n]), __VA_ARGS__); \
-                                meta[2 * n] = key; meta[2 * n + 1] = val[n]; n++; } while (0)
-    META("format", "kronformer");
-    META("arch", "%s", c->arch == ARCH_LM ? "lm" : "seq2seq");
-    META("V", "%d", c->V);
-    META("C", "%d", c->C);
-    META("NH", "%d", c->NH);
-    META("F", "%d", c->F);
-    META("Le", "%d", c->Le);
-    META("Ld", "%d", c->Ld);
-    META("maxT", "%d", c->maxT);
-    META("tie", "%d", c->tie);
-    embed_spec_string(&m->emb, val[n], sizeof(val[n]));   // every option written out
-    meta[2 * n] = "embed"; meta[2 * n + 1] = val[n]; n++;
-    META("dropout", "%.9g", c->dropout);
-    META("label_smoothing", "%.9g", c->label_smoothing);
-    META("tokenizer_checksum", "%016llx", (unsigned long long)tokenizer_checksum(tok));
-    META("step", "%ld", step);
-    #undef META
+    Meta mt = {.n = 0};
+    meta_put(&mt, "format", "kronformer");
+    meta_put(&mt, "arch", "%s", c->arch == ARCH_LM ? "lm" : "seq2seq");
+    meta_put(&mt, "V", "%d", c->V);
+    meta_put(&mt, "C", "%d", c->C);
+    meta_put(&mt, "NH", "%d", c->NH);
+    meta_put(&mt, "F", "%d", c->F);
+    meta_put(&mt, "Le", "%d", c->Le);
+    meta_put(&mt, "Ld", "%d", c->Ld);
+    meta_put(&mt, "maxT", "%d", c->maxT);
+    meta_put(&mt, "tie", "%d", c->tie);
+    char spec[sizeof(c->embed) + 64];
+    embed_spec_string(&m->emb, spec, sizeof spec);   // every option written out
+    meta_ref(&mt, "embed", spec);
+    meta_put(&mt, "dropout", "%.9g", c->dropout);
+    meta_put(&mt, "label_smoothing", "%.9g", c->label_smoothing);
+    meta_put(&mt, "tokenizer_checksum", "%016llx", (unsigned long long)tokenizer_checksum(tok));
+    meta_put(&mt, "step", "%ld", step);
     path_join(path, dir, "model.safetensors");
-    return st_save(path, t, nt, meta, n, err);
+    return st_save(path, t, nt, mt.kv, mt.n, err);
 }
 
 // Integer metadata value in [0, max]; fails on a missing, non-numeric or out-of-range one.
@@ -522,7 +544,6 @@ typedef struct {
     KeptCheckpoints kept;
 } TrainState;
 
-#define NSTATE_META 24
 
 // Writes RUNDIR/optimizer.safetensors: the weights, m and v, and the state as metadata.
 static int save_optimizer(const Model *m, const TrainState *s, const char *dir, char *err) {
@@ -554,33 +575,28 @@ static int save_optimizer(const Model *m, const TrainState *s, const char *dir, 
     k = 0;
     for (int i = 0; i < RECENT; i++)
         k += (size_t)sprintf(recent + k, "%s%.17g", i ? "," : "", s->recent[i]);
-    char val[NSTATE_META][64];
-    const char *meta[2 * NSTATE_META];
-    int n = 0;
-    #define META(key, ...) do { snprintf(val[n], sizeof(val[n]), __VA_ARGS__); \
-                                meta[2 * n] = key; meta[2 * n + 1] = val[n]; n++; } while (0)
-    META("format", "kronformer-optimizer");
-    META("step", "%ld", s->step);
-    META("updates", "%ld", s->updates);
-    META("batches", "%ld", s->batches);
-    META("tokens", "%ld", s->tokens);
-    META("skipped", "%ld", s->skipped);
-    META("bad_in_a_row", "%ld", s->bad_in_a_row);
-    META("epoch", "%ld", s->epoch);
-    META("pos", "%ld", s->pos);
-    META("dropout_step", "%llu", (unsigned long long)s->dropout_step);
-    META("elapsed", "%.17g", s->elapsed);
-    META("train_time", "%.17g", s->train_time);
-    META("warm_end", "%.17g", s->warm_end);
-    META("best_val", "%.17g", s->best_val);
-    META("first_loss", "%.17g", s->first_loss);
-    META("kept_saved", "%ld", s->kept.saved);
-    #undef META
-    meta[2 * n] = "kept_ring"; meta[2 * n + 1] = ring; n++;
-    meta[2 * n] = "recent"; meta[2 * n + 1] = recent; n++;
+    Meta mt = {.n = 0};
+    meta_put(&mt, "format", "kronformer-optimizer");
+    meta_put(&mt, "step", "%ld", s->step);
+    meta_put(&mt, "updates", "%ld", s->updates);
+    meta_put(&mt, "batches", "%ld", s->batches);
+    meta_put(&mt, "tokens", "%ld", s->tokens);
+    meta_put(&mt, "skipped", "%ld", s->skipped);
+    meta_put(&mt, "bad_in_a_row", "%ld", s->bad_in_a_row);
+    meta_put(&mt, "epoch", "%ld", s->epoch);
+    meta_put(&mt, "pos", "%ld", s->pos);
+    meta_put(&mt, "dropout_step", "%llu", (unsigned long long)s->dropout_step);
+    meta_put(&mt, "elapsed", "%.17g", s->elapsed);
+    meta_put(&mt, "train_time", "%.17g", s->train_time);
+    meta_put(&mt, "warm_end", "%.17g", s->warm_end);
+    meta_put(&mt, "best_val", "%.17g", s->best_val);
+    meta_put(&mt, "first_loss", "%.17g", s->first_loss);
+    meta_put(&mt, "kept_saved", "%ld", s->kept.saved);
+    meta_ref(&mt, "kept_ring", ring);
+    meta_ref(&mt, "recent", recent);
     char path[PATH_CAP];
     path_join(path, dir, "optimizer.safetensors");
-    rc = st_save(path, t, 3 * nt, meta, n, err);
+    rc = st_save(path, t, 3 * nt, mt.kv, mt.n, err);
 done:
     free(t); free(names); free(ring); free(recent);
     return rc;

@@ -11,22 +11,7 @@ TRAIN=${TRAIN:-./train}
 T=$(mktemp -d) || exit 1
 trap 'rm -rf "$T"' EXIT
 
-pass() { echo "PASS $1"; }
-fail() { echo "FAIL $1: $2"; }
-
-# expect_exit NAME CODE CMD...: as in test_cli.sh
-expect_exit() {
-    name=$1; want=$2; shift 2
-    "$@" >"$T/out" 2>"$T/err"
-    got=$?
-    if [ "$got" -ne "$want" ]; then
-        fail "$name" "exit $got, expected $want; stderr: $(head -c 300 "$T/err")"
-    elif [ "$want" -eq 2 ] && ! grep -q '^train: error: ' "$T/err"; then
-        fail "$name" "no 'train: error:' line on stderr: $(head -c 300 "$T/err")"
-    else
-        pass "$name"
-    fi
-}
+. tests/lib.sh
 
 # checksums of every file under a directory, for "nothing changed"
 sums() { find "$1" -type f | sort | xargs cksum; }
