@@ -299,11 +299,12 @@ int embed_parse(Embed *e, const char *spec, int V, int C, char *err) {
         return 0;
     }
     x.head = head > 0 ? head : 0;
-    x.norm = choice[0] > 0 ? choice[0] : 0;
+    // The defaults norm=ln and lr=3 come from the study of README "Dense against
+    // factorized": a LayerNorm on the product row and factors that learn 3x faster
+    // than a dense row each closed part of the gap; norm=none,lr=1 is the old behaviour.
+    x.norm = choice[0] >= 0 ? choice[0] : EMBED_NORM_LN;
     x.order = choice[1] > 0 ? choice[1] : 0;
     x.layout = choice[2] > 0 ? choice[2] : 0;
-    // lr=3 by default: the factors of a shared table learn 3x faster than a dense row
-    // (the study of README "Dense against factorized"); lr=1 is the old behaviour
     x.lr_scale = lr > 0 ? lr : 3;
     if (x.head >= V) {
         snprintf(err, KF_ERRLEN, "head=%d leaves no token to factorize (V=%d); give "

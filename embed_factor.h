@@ -21,8 +21,9 @@
 //                     (a_0..a_{N-1}) over t. diag: digit j is (a_j + .. + a_{N-1}) mod
 //                     t_j, so the first t_{N-1} slots (with order=freq, the most
 //                     frequent tokens) share no row of any factor
-//   norm=none|rms|ln  each factorized row divided by its RMS (rms) or standardized
-//                     (ln), times a learned gain (C params; ln adds a bias, C more)
+//   norm=ln|rms|none  each factorized row standardized (ln, the default) or divided by
+//                     its RMS (rms), times a learned gain (C params; ln adds a bias, C
+//                     more); none: the product row as it is
 //   lr=X              the learning rate of the embedding's tensors is X times --lr
 //                     (default 3: shared factors learn too slowly at 1)
 // The parameters of an embedding are one contiguous block of `num_params` reals, laid
@@ -62,7 +63,7 @@ typedef struct {
 int embed_parse(Embed *e, const char *spec, int V, int C, char *err);
 
 // Canonical spec with every option written out, e.g.
-// "kronxs:n=2,r=8,q=16x16,t=90x89,head=0,order=id,layout=radix,norm=none,lr=3".
+// "kronxs:n=2,r=8,q=16x16,t=90x89,head=0,order=id,layout=radix,norm=ln,lr=3".
 void embed_spec_string(const Embed *e, char *out, size_t cap);
 
 // The spec of a file written before the options existed (a factorized spec without

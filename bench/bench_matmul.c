@@ -15,7 +15,7 @@
 #include <omp.h>
 #endif
 
-typedef void (*mm_fn)(real *, const real *, const real *, int, int, int, int, int, int, int);
+typedef void (*mm_fn)(real *, const real *, const real *, int, int, int, int, int, int, WriteMode);
 
 static const struct { const char *op; int M, N, K; } shapes[] = {
     // forward, Y = X W^T
@@ -59,7 +59,7 @@ int main(int argc, char **argv) {
         int M = shapes[s].M, N = shapes[s].N, K = shapes[s].K;
         const char *op = shapes[s].op;
         mm_fn fn = op[0] == 't' ? mm_tn : op[1] == 't' ? mm_nt : mm_nn;
-        int accumulate = fn != mm_nt;
+        WriteMode accumulate = fn != mm_nt ? ACCUMULATE : OVERWRITE;
         // Every operand is stored densely; A is [M,K] ([K,M] for tn), B is [K,N] ([N,K] for nt).
         int lda = op[0] == 't' ? M : K, ldb = op[1] == 't' ? K : N;
         real *a = malloc(sizeof(real) * (size_t)M * K);

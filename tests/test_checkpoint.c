@@ -74,7 +74,7 @@ static void test_round_trip(void) {
     uint64_t rng = 42;
     for (int i = 0; i < 5; i++) {
         int numel = 1;
-        t[i] = (StTensor){names[i], NULL, shapes[i][0], {0}};
+        t[i] = (StTensor){.name = names[i], .ndim = shapes[i][0]};
         for (int d = 0; d < shapes[i][0]; d++) numel *= (t[i].shape[d] = shapes[i][d + 1]);
         data[i] = malloc((size_t)(numel ? numel : 1) * sizeof(real));
         for (int j = 0; j < numel; j++) data[i][j] = (real)rng_normal(&rng);
@@ -151,7 +151,7 @@ static void test_round_trip(void) {
 // The exact bytes of tiny files, written out by hand.
 static void test_exact_bytes(void) {
     const real a[2] = {1, 2};
-    StTensor t = {"a", a, 1, {2}};
+    StTensor t = {.name = "a", .data = a, .ndim = 1, .shape = {2}};
     const char *path = tmp_path("tiny.safetensors");
     const char expect[] =
         "\x38\0\0\0\0\0\0\0" // 56: the 54-byte JSON below and 2 spaces
@@ -354,7 +354,8 @@ static void test_corrupt(void) {
 
 static void test_atomic_save(void) {
     const real a[2] = {1, 2}, b[3] = {3, 4, 5};
-    StTensor ta = {"a", a, 1, {2}}, tb = {"b", b, 1, {3}}, dup[2] = {ta, ta};
+    StTensor ta = {.name = "a", .data = a, .ndim = 1, .shape = {2}},
+             tb = {.name = "b", .data = b, .ndim = 1, .shape = {3}}, dup[2] = {ta, ta};
     const char *path = tmp_path("atomic.safetensors"),
                *tmp = tmp_path("atomic.safetensors.tmp");
     st_save(path, &ta, 1, NULL, 0, err);

@@ -138,7 +138,7 @@ static void test_defaults(void) {
         char spec[64], want[128], got[128], name[96];
         snprintf(spec, sizeof spec, "kron:n=%d", cases[i].n);
         Embed e = make(spec, 50, cases[i].target);
-        snprintf(want, sizeof want, "kron:n=%d,r=1,q=%s,head=0,order=id,norm=none,lr=3",
+        snprintf(want, sizeof want, "kron:n=%d,r=1,q=%s,head=0,order=id,norm=ln,lr=3",
                  cases[i].n, cases[i].q);
         embed_spec_string(&e, got, sizeof got);
         snprintf(name, sizeof name, "default q for C=%d n=%d", cases[i].target, cases[i].n);
@@ -147,17 +147,17 @@ static void test_defaults(void) {
     char got[128];
     struct { const char *spec; int V, C; const char *want, *name; } defaults[] = {
         {"kronxs:n=2,r=8", 8000, 256,
-         "kronxs:n=2,r=8,q=16x16,t=90x89,head=0,order=id,layout=radix,norm=none,lr=3",
+         "kronxs:n=2,r=8,q=16x16,t=90x89,head=0,order=id,layout=radix,norm=ln,lr=3",
          "default t over V"},
-        {"kron", 100, 256, "kron:n=2,r=1,q=16x16,head=0,order=id,norm=none,lr=3",
+        {"kron", 100, 256, "kron:n=2,r=1,q=16x16,head=0,order=id,norm=ln,lr=3",
          "kron defaults n=2 r=1"},
         {"kronxs", 100, 256,
-         "kronxs:n=2,r=1,q=16x16,t=10x10,head=0,order=id,layout=radix,norm=none,lr=3",
+         "kronxs:n=2,r=1,q=16x16,t=10x10,head=0,order=id,layout=radix,norm=ln,lr=3",
          "kronxs defaults"},
         {"kronxs:t=10x10x10", 1000, 256,
-         "kronxs:n=3,r=1,q=7x7x6,t=10x10x10,head=0,order=id,layout=radix,norm=none,lr=3",
+         "kronxs:n=3,r=1,q=7x7x6,t=10x10x10,head=0,order=id,layout=radix,norm=ln,lr=3",
          "n from t"},
-        {"kron:r=3,q=8x32", 100, 256, "kron:n=2,r=3,q=8x32,head=0,order=id,norm=none,lr=3",
+        {"kron:r=3,q=8x32", 100, 256, "kron:n=2,r=3,q=8x32,head=0,order=id,norm=ln,lr=3",
          "non-uniform q kept"},
         {"kronxs:r=2,head=1000,norm=ln,order=freq,layout=diag,lr=2.5", 9100, 256,
          "kronxs:n=2,r=2,q=16x16,t=90x90,head=1000,order=freq,layout=diag,norm=ln,lr=2.5",
@@ -259,10 +259,10 @@ static void test_errors(void) {
 static void test_counts(void) {
     struct { const char *spec; int V, C; size_t want; int ntensors; } cases[] = {
         {"dense", 1000, 64, 1000 * 64, 1},
-        {"kron:n=2,r=3,q=8x8", 1000, 64, 1000 * 3 * 16, 1},
-        {"kron:n=3,r=2,q=4x4x5", 1000, 64, 1000 * 2 * 13, 1},
-        {"kronxs:n=2,r=4,q=8x8,t=40x25", 1000, 64, 4 * (40 * 8 + 25 * 8), 2},
-        {"kronxs:n=3,r=2,q=4x4x4,t=10x10x10", 1000, 64, 2 * 3 * 40, 3},
+        {"kron:n=2,r=3,q=8x8,norm=none", 1000, 64, 1000 * 3 * 16, 1},
+        {"kron:n=3,r=2,q=4x4x5,norm=none", 1000, 64, 1000 * 2 * 13, 1},
+        {"kronxs:n=2,r=4,q=8x8,t=40x25,norm=none", 1000, 64, 4 * (40 * 8 + 25 * 8), 2},
+        {"kronxs:n=3,r=2,q=4x4x4,t=10x10x10,norm=none", 1000, 64, 2 * 3 * 40, 3},
         {"kron:n=2,r=3,q=8x8,head=100,norm=ln", 1000, 64, 100 * 64 + 900 * 3 * 16 + 2 * 64, 4},
         {"kronxs:n=2,r=4,q=8x8,t=30x30,head=100,norm=rms", 1000, 64,
          100 * 64 + 4 * (30 * 8 + 30 * 8) + 64, 4},
@@ -327,7 +327,7 @@ static void test_hand(void) {
     // kronxs n=2 r=1, t=2x2, q=2x2: F1 = [[1,2],[3,4]], F2 = [[5,6],[7,8]]. Token 2 has
     // digits (1, 0): F1[1] (x) F2[0] = [3,4] (x) [5,6] = [15, 18, 20, 24]; token 1 has
     // (0, 1): [1,2] (x) [7,8] = [7, 8, 14, 16]. V = 3 < 4 leaves grid row 3 unused.
-    Embed e = make("kronxs:n=2,r=1,q=2x2,t=2x2", 3, 4);
+    Embed e = make("kronxs:n=2,r=1,q=2x2,t=2x2,norm=none", 3, 4);
     real params[8] = {1, 2, 3, 4, 5, 6, 7, 8}, out[8], table[12];
     int tokens[2] = {2, 1};
     embed_rows_forward(out, tokens, params, &e, 2, 1);
@@ -342,7 +342,7 @@ static void test_hand(void) {
           "kronxs 2x2 table by hand", "row 0: %g %g %g %g", tab[0], tab[1], tab[2], tab[3]);
 
     // the same factors with C = 3: the row is cut to its first 3 entries
-    e = make("kronxs:n=2,r=1,q=2x2,t=2x2", 4, 3);
+    e = make("kronxs:n=2,r=1,q=2x2,t=2x2,norm=none", 4, 3);
     embed_rows_forward(out, tokens, params, &e, 1, 1);
     CHECK(out[0] == 15 && out[1] == 18 && out[2] == 20, "kronxs cut to C=3 by hand",
           "got %g %g %g", out[0], out[1], out[2]);
@@ -350,7 +350,7 @@ static void test_hand(void) {
     // kron n=2 r=2, q=2x3, C=5, scale 2, token 1: a=[1,2], b=[1,0,-1], c=[0,1],
     // d=[2,3,4]. a(x)b = [1,0,-1,2,0,-2], c(x)d = [0,0,0,2,3,4], sum [1,0,-1,4,3,2],
     // cut to 5 and doubled: [2, 0, -2, 8, 6].
-    e = make("kron:n=2,r=2,q=2x3", 2, 5);
+    e = make("kron:n=2,r=2,q=2x3,norm=none", 2, 5);
     real kp[20] = {9, 9, 9, 9, 9, 9, 9, 9, 9, 9,       // token 0: not used
                    1, 2, 1, 0, -1, 0, 1, 2, 3, 4};     // token 1: [a | b], [c | d]
     int one = 1;
@@ -376,10 +376,10 @@ static void test_hand(void) {
     // diag use rows (0,0), (1,1), (2,2): no factor row shared.
     real lp[6] = {1, 2, 3, 10, 20, 30}, lo[3];
     int lt[3] = {1, 4, 2};
-    e = make("kronxs:n=2,r=1,q=1x1,t=3x3", 9, 1);
+    e = make("kronxs:n=2,r=1,q=1x1,t=3x3,norm=none", 9, 1);
     embed_rows_forward(lo, lt, lp, &e, 2, 1);
     CHECK(lo[0] == 20 && lo[1] == 40, "radix layout by hand", "got %g %g", lo[0], lo[1]);
-    e = make("kronxs:n=2,r=1,q=1x1,t=3x3,layout=diag", 9, 1);
+    e = make("kronxs:n=2,r=1,q=1x1,t=3x3,layout=diag,norm=none", 9, 1);
     embed_rows_forward(lo, lt, lp, &e, 3, 1);
     CHECK(lo[0] == 40 && lo[1] == 60 && lo[2] == 90, "diag layout by hand",
           "got %g %g %g", lo[0], lo[1], lo[2]);
@@ -416,7 +416,7 @@ static void test_hand(void) {
 // kron:n=1,r=1 is a dense table whose rows are the kron parameters
 static void test_n1_is_dense(void) {
     const int V = 17, C = 9, N = 6;
-    Embed k = make("kron:n=1,r=1", V, C), d = make("dense", V, C);
+    Embed k = make("kron:n=1,r=1,norm=none", V, C), d = make("dense", V, C);
     uint64_t rng = 5;
     real *p = alloc(k.num_params), *a = alloc((size_t)N * C), *b = alloc((size_t)N * C);
     real *ta = alloc((size_t)V * C), *ga = alloc(k.num_params), *gb = alloc(k.num_params);
