@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 void errorf(char *err, const char *fmt, ...) {
@@ -189,3 +190,11 @@ FILE *replace_abort(FILE *f, const char *path) {
     remove(tmp);
     return NULL;
 }
+
+double seconds_now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+double seconds_since(double t0) { return seconds_now() - t0; }

@@ -1,5 +1,5 @@
-// fileio.h: the file chores of the train program: reading text files as lines,
-// creating directories, writing files atomically, joining paths; and its
+// fileio.h: the file and OS chores of the train program: reading text files as lines,
+// creating directories, writing files atomically, joining paths, the clock; and its
 // error messages.
 #ifndef KF_FILEIO_H
 #define KF_FILEIO_H
@@ -49,5 +49,10 @@ void path_join(char *out, const char *dir, const char *name);
 FILE *replace_begin(const char *path, char *err);
 int replace_commit(FILE *f, const char *path, char *err);
 FILE *replace_abort(FILE *f, const char *path);
+
+// Wall-clock time in seconds from the monotonic clock (never set back, unlike the time
+// of day), for measuring durations: seconds_since(t0) = seconds_now() - t0.
+double seconds_now(void);
+double seconds_since(double t0);
 
 #endif

@@ -18,20 +18,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 #include <sys/resource.h>
 
 // ----------------------------------------------------------------------------
-// clocks, memory, signals
-
-double seconds_now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-double seconds_since(double t0) { return seconds_now() - t0; }
+// memory, signals
 
 double peak_rss_mb(void) {
     struct rusage ru;
