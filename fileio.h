@@ -1,11 +1,12 @@
 // fileio.h: the file and OS chores of the train program: reading text files as lines,
-// creating directories, writing files atomically, joining paths, the clock; and its
-// error messages.
+// creating directories, writing files atomically, joining paths, little-endian integers
+// in binary files, the clock; and its error messages.
 #ifndef KF_FILEIO_H
 #define KF_FILEIO_H
 
 #include <stdio.h>
 #include <stddef.h>
+#include <stdint.h>
 
 // A one-line error message into err (KF_ERRLEN bytes), printf-style.
 void errorf(char *err, const char *fmt, ...);
@@ -49,6 +50,19 @@ void path_join(char *out, const char *dir, const char *name);
 FILE *replace_begin(const char *path, char *err);
 int replace_commit(FILE *f, const char *path, char *err);
 FILE *replace_abort(FILE *f, const char *path);
+
+// Integers in the binary files (tokenizer, token files, safetensors) are little-endian,
+// stored byte by byte, so that a file moves between machines of either endianness.
+// put_le stores the low `bytes` bytes (1 to 8) of v at p; get_le reads them back.
+// Inline, as the readers of weights and tokens call them once per value.
+static inline void put_le(unsigned char *p, uint64_t v, int bytes) {
+    for (int i = 0; i < bytes; i++) p[i] = (unsigned char)(v >> (8 * i));
+}
+static inline uint64_t get_le(const unsigned char *p, int bytes) {
+    uint64_t v = 0;
+    for (int i = 0; i < bytes; i++) v |= (uint64_t)p[i] << (8 * i);
+    return v;
+}
 
 // Wall-clock time in seconds from the monotonic clock (never set back, unlike the time
 // of day), for measuring durations: seconds_since(t0) = seconds_now() - t0.
