@@ -198,3 +198,23 @@ double seconds_now(void) {
 }
 
 double seconds_since(double t0) { return seconds_now() - t0; }
+
+static volatile sig_atomic_t stop_signal = 0;
+static void on_stop_signal(int sig) { stop_signal = sig; }
+
+void catch_stop_signals(struct sigaction saved[2]) {
+    struct sigaction sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = on_stop_signal;
+    sigemptyset(&sa.sa_mask);
+    stop_signal = 0;
+    sigaction(SIGINT, &sa, &saved[0]);
+    sigaction(SIGTERM, &sa, &saved[1]);
+}
+
+void restore_stop_signals(const struct sigaction saved[2]) {
+    sigaction(SIGINT, &saved[0], NULL);
+    sigaction(SIGTERM, &saved[1], NULL);
+}
+
+int stop_requested(void) { return stop_signal; }

@@ -1,9 +1,10 @@
 // fileio.h: the file and OS chores of the train program: reading text files as lines,
 // creating directories, writing files atomically, joining paths, little-endian integers
-// in binary files, the clock; and its error messages.
+// in binary files, the clock, the stop signals; and its error messages.
 #ifndef KF_FILEIO_H
 #define KF_FILEIO_H
 
+#include <signal.h>
 #include <stdio.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -68,5 +69,15 @@ static inline uint64_t get_le(const unsigned char *p, int bytes) {
 // of day), for measuring durations: seconds_since(t0) = seconds_now() - t0.
 double seconds_now(void);
 double seconds_since(double t0);
+
+// Ctrl-C (SIGINT) and SIGTERM as a request to stop cleanly, which fit and compare check
+// between steps and runs. catch_stop_signals clears the request and makes both signals
+// only record it, saving the handlers it replaces in saved; stop_requested() is then the
+// signal that asked (0: none). The handler is installed without SA_RESTART, so that a
+// blocking read or wait returns EINTR and the caller can act on the request at once.
+// restore_stop_signals puts the saved handlers back (the request stays readable).
+void catch_stop_signals(struct sigaction saved[2]);
+void restore_stop_signals(const struct sigaction saved[2]);
+int stop_requested(void);
 
 #endif

@@ -22,7 +22,7 @@
 #include <sys/resource.h>
 
 // ----------------------------------------------------------------------------
-// memory, signals
+// memory
 
 double peak_rss_mb(void) {
     struct rusage ru;
@@ -32,24 +32,6 @@ double peak_rss_mb(void) {
 #else
     return (double)ru.ru_maxrss / 1024.0;              // kilobytes on Linux
 #endif
-}
-
-// SIGINT/SIGTERM only raise a flag: the loop finishes its step, saves and stops.
-static volatile sig_atomic_t stop_signal = 0;
-static void on_stop_signal(int sig) { stop_signal = sig; }
-
-static void catch_stop_signals(struct sigaction old[2]) {
-    struct sigaction sa;
-    memset(&sa, 0, sizeof(sa));
-    sa.sa_handler = on_stop_signal;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, &old[0]);
-    sigaction(SIGTERM, &sa, &old[1]);
-}
-
-static void restore_signals(const struct sigaction old[2]) {
-    sigaction(SIGINT, &old[0], NULL);
-    sigaction(SIGTERM, &old[1], NULL);
 }
 
 // ----------------------------------------------------------------------------
@@ -1229,8 +1211,8 @@ int fit_run(const FitOptions *o, FitResult *r, char *err) {
            o->batch_tokens, batcher_num_batches(bt), o->lr, o->warmup, o->out_dir);
     fflush(stdout);
 
+    // SIGINT/SIGTERM only ask to stop: the loop finishes its step, saves and stops
     struct sigaction old_handlers[2];
-    stop_signal = 0;
     catch_stop_signals(old_handlers);
     Schedule sched = {o->lr, o->warmup, s.warm_end};
     Progress prog = {rank0 && isatty(fileno(stderr)), 0.0};
@@ -1294,7 +1276,7 @@ int fit_run(const FitOptions *o, FitResult *r, char *err) {
         // validate and save every eval_every steps, and after the last step
         double elapsed = seconds_since(t0);
         p = budget > 0 ? elapsed / budget : (double)s.step / (double)o->steps;
-        stop = dist_agree_stop(&p, stop_signal || (o->stop_at > 0 && s.step >= o->stop_at));
+        stop = dist_agree_stop(&p, stop_requested() || (o->stop_at > 0 && s.step >= o->stop_at));
         int last = p >= 1.0 || stop;
         evaluated = (o->eval_every > 0 && s.step % o->eval_every == 0) || (last && !stop);
         val = NAN;
@@ -1375,7 +1357,7 @@ int fit_run(const FitOptions *o, FitResult *r, char *err) {
     }
     log = NULL;
 stop:
-    restore_signals(old_handlers);
+    restore_stop_signals(old_handlers);
 done:
     if (log) fclose(log);
     free(s.kept.step);
