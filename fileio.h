@@ -1,6 +1,7 @@
 // fileio.h: the file and OS chores of the train program: reading text files as lines,
-// creating directories, writing files atomically, joining paths, little-endian integers
-// in binary files, the clock, the stop signals; and its error messages.
+// creating directories, writing files atomically (and appending to a log), joining
+// paths, little-endian integers in binary files, the clock, the stop signals; and its
+// error messages.
 #ifndef KF_FILEIO_H
 #define KF_FILEIO_H
 
@@ -41,7 +42,8 @@ int make_dirs(const char *path, char *err);
 // out = dir + "/" + name (out has PATH_CAP bytes)
 void path_join(char *out, const char *dir, const char *name);
 
-// Files written atomically, the one way every file of the project is written:
+// Files written atomically, the one way every file of the project is written (a log
+// grows, see append_open, but is first written so too):
 // replace_begin opens PATH.tmp (in PATH's directory, so that the rename stays on one
 // file system); replace_commit flushes it to the disk (fsync), closes it, renames it over
 // PATH and syncs the directory, so that after a crash (kill -9, power loss) PATH holds
@@ -51,6 +53,18 @@ void path_join(char *out, const char *dir, const char *name);
 FILE *replace_begin(const char *path, char *err);
 int replace_commit(FILE *f, const char *path, char *err);
 FILE *replace_abort(FILE *f, const char *path);
+
+// Flushes what was written to f through to the disk (fflush, fsync). Non-zero if that
+// or any earlier write to f failed, with errno saying why.
+int flush_to_disk(FILE *f);
+
+// The one file that grows instead of being replaced: a run's log, a row per step. It is
+// written whole first (replace_begin), then append_open opens it to add rows, and
+// flush_to_disk makes the rows so far durable (before a checkpoint that the log must
+// reach). append_close closes it, non-zero (errno saying why) if any write to it
+// failed: a full disk must not pass for a complete log.
+FILE *append_open(const char *path, char *err);
+int append_close(FILE *f);
 
 // Integers in the binary files (tokenizer, token files, safetensors) are little-endian,
 // stored byte by byte, so that a file moves between machines of either endianness.

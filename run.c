@@ -1090,16 +1090,13 @@ static FILE *open_log(const char *dir, int resume, long step, char *err) {
     }
     lines_free(&l);
     if (replace_commit(f, path, err)) return NULL;
-    if (!(f = fopen(path, "a")))
-        errorf(err, "cannot append to %s (%s); check the permissions of %s", path,
-               strerror(errno), dir);
-    return f;
+    return append_open(path, err);
 }
 
 // Flushed to the disk before each checkpoint, so that the log always reaches the step
 // of the checkpoint it is resumed from.
 static int sync_log(FILE *log, const char *dir, char *err) {
-    if (fflush(log) != 0 || ferror(log) || fsync(fileno(log)) != 0) {
+    if (flush_to_disk(log)) {
         errorf(err, "cannot write %s/log.csv (%s); free disk space, check the "
                "permissions and `ulimit -f`, then resume with --resume %s", dir,
                strerror(errno), dir);
@@ -1351,7 +1348,7 @@ int fit_run(const FitOptions *o, FitResult *r, char *err) {
     printf("fit: saved %s/model.safetensors%s\n", o->out_dir,
            stop ? "; continue with `train fit --resume` and that directory" : "");
     rc = 0;
-    if (ferror(log) | fclose(log)) {   // a full disk must not pass for a complete log
+    if (append_close(log)) {
         errorf(err, "cannot write %s/log.csv (%s); check the disk", o->out_dir, strerror(errno));
         rc = 1;
     }
