@@ -122,10 +122,6 @@ static int build_header(Str *h, const StTensor *t, int n, const char *const *met
     return h->oom ? fail(err, "out of memory building the checkpoint header") : 0;
 }
 
-static void put_le(unsigned char *p, uint64_t v, int bytes) {
-    for (int i = 0; i < bytes; i++) p[i] = (unsigned char)(v >> (8 * i));
-}
-
 // Writes the length prefix, the header and every tensor as little-endian F32 (or I32). Stops at
 // the first write error, which the stream's error flag keeps for replace_commit.
 static void write_all(FILE *fp, const Str *h, const StTensor *t, int n) {
@@ -388,8 +384,7 @@ static int parse_header(StFile *f, const char *path, char *err) {
     const unsigned char *u = (const unsigned char *)f->buf;
     if (f->size < 8)
         return fail(err, "%s: %zu bytes, too short for a safetensors file", path, f->size);
-    uint64_t n = 0;
-    for (int i = 7; i >= 0; i--) n = n << 8 | u[i];
+    uint64_t n = get_le(u, 8);
     if (n > f->size - 8)
         return fail(err,
                     "%s: header length %llu exceeds the file size %zu (file truncated or"
@@ -488,17 +483,13 @@ static const Entry *find_checked(const StFile *f, const char *name, const char *
     return e;
 }
 
-static uint32_t get_le32(const unsigned char *p) {
-    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-
 int st_read_ints(const StFile *f, const char *name, int32_t *out, int ndim,
                  const int *shape, int *present, char *err) {
     if (present && !(*present = find(f, name) != NULL)) return 0;
     const Entry *e = find_checked(f, name, "I32", ndim, shape, err);
     if (!e) return 1;
     size_t numel = (size_t)((e->end - e->begin) / 4);
-    for (size_t i = 0; i < numel; i++) out[i] = (int32_t)get_le32(f->data + e->begin + 4 * i);
+    for (size_t i = 0; i < numel; i++) out[i] = (int32_t)get_le(f->data + e->begin + 4 * i, 4);
     return 0;
 }
 
@@ -509,7 +500,7 @@ int st_read(const StFile *f, const char *name, real *out, int ndim, const int *s
     const unsigned char *p = f->data + e->begin;
     size_t numel = (size_t)((e->end - e->begin) / 4);
     for (size_t i = 0; i < numel; i++, p += 4) {
-        uint32_t bits = get_le32(p);
+        uint32_t bits = (uint32_t)get_le(p, 4);
         float x;
         memcpy(&x, &bits, 4);
         out[i] = (real)x;

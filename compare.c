@@ -37,11 +37,6 @@ typedef struct {
     FitResult r;
 } Slot;
 
-// The parent only notes a signal: it forwards SIGTERM to the running child (Ctrl-C
-// reaches the child directly), waits for it to save, then stops.
-static volatile sig_atomic_t parent_signal = 0;
-static void on_parent_signal(int sig) { parent_signal = sig; }
-
 static void run_in_child(const FitOptions *base, Slot *s) {
     int fd[2];
     if (pipe(fd) != 0) { snprintf(s->why, sizeof(s->why), "no pipe"); return; }
@@ -76,7 +71,7 @@ static void run_in_child(const FitOptions *base, Slot *s) {
         ssize_t k = read(fd[0], (char *)&s->r + got, sizeof(s->r) - got);
         if (k > 0) { got += (size_t)k; continue; }
         if (k < 0 && errno == EINTR) {
-            if (parent_signal && !forwarded) { kill(pid, SIGTERM); forwarded = 1; }
+            if (stop_requested() && !forwarded) { kill(pid, SIGTERM); forwarded = 1; }
             continue;
         }
         break;   // end of file: the child ended without a result
@@ -234,15 +229,12 @@ int compare_run(const FitOptions *base, const char *const *specs, int nspecs, co
     }
     if (make_dirs(out, err)) goto done;
 
-    struct sigaction sa, old[2];
-    memset(&sa, 0, sizeof(sa));
-    sa.sa_handler = on_parent_signal;
-    sigemptyset(&sa.sa_mask);
-    parent_signal = 0;
-    sigaction(SIGINT, &sa, &old[0]);
-    sigaction(SIGTERM, &sa, &old[1]);
-    int ran = 0, failed = 0;
-    for (int i = 0; i < nspecs && !parent_signal; i++) {
+    // The parent only notes a signal: it forwards SIGTERM to the running child (Ctrl-C
+    // reaches the child directly), waits for it to save, then stops.
+    struct sigaction old[2];
+    catch_stop_signals(old);
+    int ran = 0, failed = 0, stopped = 0;   // stopped: a run was interrupted
+    for (int i = 0; i < nspecs && !stop_requested() && !stopped; i++) {
         printf("compare: run %d of %d: %s (--embed %s)%s\n", i + 1, nspecs, slots[i].name,
                slots[i].spec, slots[i].force ? ", replacing the earlier run of compare" : "");
         fflush(stdout);
@@ -253,14 +245,13 @@ int compare_run(const FitOptions *base, const char *const *specs, int nspecs, co
             fprintf(stderr, "compare: run %s failed (%s); continuing\n", slots[i].name,
                     slots[i].why);
         } else if (slots[i].r.interrupted) {
-            parent_signal = SIGINT;
+            stopped = 1;
         }
     }
-    sigaction(SIGINT, &old[0], NULL);
-    sigaction(SIGTERM, &old[1], NULL);
+    restore_stop_signals(old);
     if (write_report(base, slots, ran, out, err)) goto done;
     printf("compare: wrote %s/summary.md and %s/loss.svg\n", out, out);
-    rc = parent_signal ? 130 : failed ? 1 : 0;
+    rc = stop_requested() || stopped ? 130 : failed ? 1 : 0;
 done:
     free(slots);
     return rc;

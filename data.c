@@ -12,20 +12,10 @@
 #include "fileio.h"
 
 // ----------------------------------------------------------------------------
-// Token files. Integers are stored little-endian byte by byte, so files move between
-// machines of either endianness.
+// Token files. Integers are stored little-endian byte by byte (fileio.h, put_le).
 
 static const char TOK_MAGIC[8] = {'K', 'F', 'T', 'O', 'K', 'S', 'E', 'Q'};
 enum { TOK_VERSION = 1, TOK_HEADER = 8 + 4 + 4 + 8 + 8 + 8 };
-
-static void put_le(unsigned char *p, uint64_t v, int bytes) {
-    for (int i = 0; i < bytes; i++) p[i] = (unsigned char)(v >> (8 * i));
-}
-static uint64_t get_le(const unsigned char *p, int bytes) {
-    uint64_t v = 0;
-    for (int i = 0; i < bytes; i++) v |= (uint64_t)p[i] << (8 * i);
-    return v;
-}
 
 // Writes n integers of `bytes` bytes each through a small staging buffer.
 static int write_ints(FILE *fp, const void *src, size_t n, int bytes) {

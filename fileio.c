@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 void errorf(char *err, const char *fmt, ...) {
@@ -142,16 +143,21 @@ FILE *replace_begin(const char *path, char *err) {
     return f;
 }
 
+// The directory that holds path, into dir (PATH_CAP bytes): "a/b/c" -> "a/b", "c" -> ".".
+static void parent_dir(char *dir, const char *path) {
+    snprintf(dir, PATH_CAP, "%s", path);
+    char *slash = strrchr(dir, '/');
+    if (!slash) snprintf(dir, PATH_CAP, ".");
+    else if (slash == dir) dir[1] = '\0';
+    else *slash = '\0';
+}
+
 // fsync of the directory that holds path: the rename of a file is an entry of its
 // directory, and only this makes the entry itself durable. A file system that cannot
 // sync a directory (EINVAL) has nothing to sync.
 static int sync_parent(const char *path) {
     char dir[PATH_CAP];
-    snprintf(dir, sizeof dir, "%s", path);
-    char *slash = strrchr(dir, '/');
-    if (!slash) snprintf(dir, sizeof dir, ".");
-    else if (slash == dir) dir[1] = '\0';
-    else *slash = '\0';
+    parent_dir(dir, path);
     int fd = open(dir, O_RDONLY);
     if (fd < 0) return 1;
     int rc = fsync(fd) != 0 && errno != EINVAL && errno != EROFS;
@@ -165,7 +171,7 @@ int replace_commit(FILE *f, const char *path, char *err) {
     errno = 0;
     int bad = ferror(f);
     int why = errno;   // a failed fwrite left its reason (EFBIG, ENOSPC) here
-    if (!bad && (fflush(f) != 0 || fsync(fileno(f)) != 0)) { bad = 1; why = errno; }
+    if (!bad && flush_to_disk(f)) { bad = 1; why = errno; }
     if (fclose(f) != 0 && !bad) { bad = 1; why = errno; }
     if (!bad && rename(tmp, path) != 0) { bad = 1; why = errno; }
     if (bad) {
@@ -189,3 +195,52 @@ FILE *replace_abort(FILE *f, const char *path) {
     remove(tmp);
     return NULL;
 }
+
+int flush_to_disk(FILE *f) {
+    return fflush(f) != 0 || ferror(f) || fsync(fileno(f)) != 0;
+}
+
+FILE *append_open(const char *path, char *err) {
+    FILE *f = fopen(path, "a");
+    if (!f) {
+        int why = errno;
+        char dir[PATH_CAP];
+        parent_dir(dir, path);
+        errorf(err, "cannot append to %s (%s); check the permissions of %s", path,
+               strerror(why), dir);
+    }
+    return f;
+}
+
+int append_close(FILE *f) {
+    int bad = ferror(f);
+    return fclose(f) != 0 || bad;
+}
+
+double seconds_now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+double seconds_since(double t0) { return seconds_now() - t0; }
+
+static volatile sig_atomic_t stop_signal = 0;
+static void on_stop_signal(int sig) { stop_signal = sig; }
+
+void catch_stop_signals(struct sigaction saved[2]) {
+    struct sigaction sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = on_stop_signal;
+    sigemptyset(&sa.sa_mask);
+    stop_signal = 0;
+    sigaction(SIGINT, &sa, &saved[0]);
+    sigaction(SIGTERM, &sa, &saved[1]);
+}
+
+void restore_stop_signals(const struct sigaction saved[2]) {
+    sigaction(SIGINT, &saved[0], NULL);
+    sigaction(SIGTERM, &saved[1], NULL);
+}
+
+int stop_requested(void) { return stop_signal; }

@@ -7,7 +7,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 // ----------------------------------------------------------------------------
 // Text: one side of a corpus, as views into a file held in memory
@@ -227,12 +226,6 @@ static void recipe_string(char *out, size_t cap, const PrepareOptions *o) {
              o->max_len, (unsigned long long)o->seed);
 }
 
-static double wall_seconds(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 // The tokenizer: loaded from o->tokenizer, or trained on `text`.
 static Tokenizer *get_tokenizer(const PrepareOptions *o, const char *text, size_t len,
                                 char *err) {
@@ -243,11 +236,11 @@ static Tokenizer *get_tokenizer(const PrepareOptions *o, const char *text, size_
         return t;
     }
     int vocab = o->vocab_size ? o->vocab_size : prepare_default_vocab(len);
-    double t0 = wall_seconds();
+    double t0 = seconds_now();
     Tokenizer *t = tokenizer_train(text, len, vocab, 0, err);
     if (t) printf("prepare: tokenizer: byte-level BPE, %d ids (asked %d), trained on "
                   "%.2f MB in %.2f s\n", tokenizer_vocab_size(t), vocab, (double)len / 1e6,
-                  wall_seconds() - t0);
+                  seconds_since(t0));
     return t;
 }
 

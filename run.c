@@ -18,20 +18,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 #include <sys/resource.h>
 
 // ----------------------------------------------------------------------------
-// clocks, memory, signals
-
-double seconds_now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-double seconds_since(double t0) { return seconds_now() - t0; }
+// memory
 
 double peak_rss_mb(void) {
     struct rusage ru;
@@ -41,24 +32,6 @@ double peak_rss_mb(void) {
 #else
     return (double)ru.ru_maxrss / 1024.0;              // kilobytes on Linux
 #endif
-}
-
-// SIGINT/SIGTERM only raise a flag: the loop finishes its step, saves and stops.
-static volatile sig_atomic_t stop_signal = 0;
-static void on_stop_signal(int sig) { stop_signal = sig; }
-
-static void catch_stop_signals(struct sigaction old[2]) {
-    struct sigaction sa;
-    memset(&sa, 0, sizeof(sa));
-    sa.sa_handler = on_stop_signal;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, &old[0]);
-    sigaction(SIGTERM, &sa, &old[1]);
-}
-
-static void restore_signals(const struct sigaction old[2]) {
-    sigaction(SIGINT, &old[0], NULL);
-    sigaction(SIGTERM, &old[1], NULL);
 }
 
 // ----------------------------------------------------------------------------
@@ -1117,16 +1090,13 @@ static FILE *open_log(const char *dir, int resume, long step, char *err) {
     }
     lines_free(&l);
     if (replace_commit(f, path, err)) return NULL;
-    if (!(f = fopen(path, "a")))
-        errorf(err, "cannot append to %s (%s); check the permissions of %s", path,
-               strerror(errno), dir);
-    return f;
+    return append_open(path, err);
 }
 
 // Flushed to the disk before each checkpoint, so that the log always reaches the step
 // of the checkpoint it is resumed from.
 static int sync_log(FILE *log, const char *dir, char *err) {
-    if (fflush(log) != 0 || ferror(log) || fsync(fileno(log)) != 0) {
+    if (flush_to_disk(log)) {
         errorf(err, "cannot write %s/log.csv (%s); free disk space, check the "
                "permissions and `ulimit -f`, then resume with --resume %s", dir,
                strerror(errno), dir);
@@ -1238,8 +1208,8 @@ int fit_run(const FitOptions *o, FitResult *r, char *err) {
            o->batch_tokens, batcher_num_batches(bt), o->lr, o->warmup, o->out_dir);
     fflush(stdout);
 
+    // SIGINT/SIGTERM only ask to stop: the loop finishes its step, saves and stops
     struct sigaction old_handlers[2];
-    stop_signal = 0;
     catch_stop_signals(old_handlers);
     Schedule sched = {o->lr, o->warmup, s.warm_end};
     Progress prog = {rank0 && isatty(fileno(stderr)), 0.0};
@@ -1303,7 +1273,7 @@ int fit_run(const FitOptions *o, FitResult *r, char *err) {
         // validate and save every eval_every steps, and after the last step
         double elapsed = seconds_since(t0);
         p = budget > 0 ? elapsed / budget : (double)s.step / (double)o->steps;
-        stop = dist_agree_stop(&p, stop_signal || (o->stop_at > 0 && s.step >= o->stop_at));
+        stop = dist_agree_stop(&p, stop_requested() || (o->stop_at > 0 && s.step >= o->stop_at));
         int last = p >= 1.0 || stop;
         evaluated = (o->eval_every > 0 && s.step % o->eval_every == 0) || (last && !stop);
         val = NAN;
@@ -1378,13 +1348,13 @@ int fit_run(const FitOptions *o, FitResult *r, char *err) {
     printf("fit: saved %s/model.safetensors%s\n", o->out_dir,
            stop ? "; continue with `train fit --resume` and that directory" : "");
     rc = 0;
-    if (ferror(log) | fclose(log)) {   // a full disk must not pass for a complete log
+    if (append_close(log)) {
         errorf(err, "cannot write %s/log.csv (%s); check the disk", o->out_dir, strerror(errno));
         rc = 1;
     }
     log = NULL;
 stop:
-    restore_signals(old_handlers);
+    restore_stop_signals(old_handlers);
 done:
     if (log) fclose(log);
     free(s.kept.step);

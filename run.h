@@ -103,8 +103,6 @@ int run_load(Model *m, Tokenizer **tok, long *step, const char *dir, char *err);
 int run_average(const char *out_dir, char *const *dirs, int n, char *err);
 // Peak resident memory of this process so far, in MB.
 double peak_rss_mb(void);
-double seconds_now(void);
-double seconds_since(double t0);
 // 1234567 -> "1,234,567" in out (32 bytes); returns out.
 const char *format_count(char *out, size_t x);
 

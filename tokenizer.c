@@ -711,14 +711,6 @@ oom:
 // files: magic "KFTOKENS", uint32 version, vocab size, number of merges, then the
 // merges as (left, right) int32 pairs; all little-endian
 
-static void put_u32(unsigned char *p, uint32_t v) {
-    for (int k = 0; k < 4; k++) p[k] = (unsigned char)(v >> (8 * k));
-}
-static uint32_t get_u32(const unsigned char *p) {
-    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
-           (uint32_t)p[3] << 24;
-}
-
 int tokenizer_save(const Tokenizer *t, const char *path, char *err) {
     size_t size = HEADER_BYTES + 8 * (size_t)t->nmerges;
     unsigned char *buf = malloc(size);
@@ -727,11 +719,11 @@ int tokenizer_save(const Tokenizer *t, const char *path, char *err) {
         return -1;
     }
     memcpy(buf, MAGIC, 8);
-    put_u32(buf + 8, FILE_VERSION);
-    put_u32(buf + 12, (uint32_t)tokenizer_vocab_size(t));
-    put_u32(buf + 16, (uint32_t)t->nmerges);
+    put_le(buf + 8, FILE_VERSION, 4);
+    put_le(buf + 12, (uint32_t)tokenizer_vocab_size(t), 4);
+    put_le(buf + 16, (uint32_t)t->nmerges, 4);
     for (int i = 0; i < 2 * t->nmerges; i++)
-        put_u32(buf + HEADER_BYTES + 4 * i, (uint32_t)t->merges[i]);
+        put_le(buf + HEADER_BYTES + 4 * i, (uint32_t)t->merges[i], 4);
     FILE *f = replace_begin(path, err);
     if (f) fwrite(buf, 1, size, f);   // replace_commit sees a write error through ferror
     int rc = f ? replace_commit(f, path, err) : 1;
@@ -764,7 +756,8 @@ Tokenizer *tokenizer_load(const char *path, char *err) {
                 path, got, HEADER_BYTES);
         goto fail;
     }
-    uint32_t version = get_u32(h + 8), vocab = get_u32(h + 12), n = get_u32(h + 16);
+    uint32_t version = (uint32_t)get_le(h + 8, 4), vocab = (uint32_t)get_le(h + 12, 4),
+             n = (uint32_t)get_le(h + 16, 4);
     if (version != FILE_VERSION) {
         set_err(err,
                 "%s is a version %u tokenizer file, but this build reads only version "
@@ -800,7 +793,7 @@ Tokenizer *tokenizer_load(const char *path, char *err) {
     }
     got = fread(raw, 1, 8 * (size_t)n, f);
     for (size_t i = 0; i < 2 * (size_t)n && 4 * i + 4 <= got; i++)
-        merges[i] = (int)get_u32(raw + 4 * i);
+        merges[i] = (int)get_le(raw + 4 * i, 4);
     free(raw);
     if (got != 8 * (size_t)n) goto io;
     fclose(f);

@@ -9,8 +9,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include "../matmul.h"
+#include "../fileio.h"
 #ifdef _OPENMP
 #include <omp.h>
 #endif
@@ -29,12 +29,6 @@ static const struct { const char *op; int M, N, K; } shapes[] = {
     {"tn", 8000, 256, 2048},
 };
 #define NSHAPES ((int)(sizeof(shapes) / sizeof(shapes[0])))
-
-static double now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + 1e-9 * ts.tv_nsec;
-}
 
 static int cmp_double(const void *x, const void *y) {
     double a = *(const double *)x, b = *(const double *)y;
@@ -74,11 +68,11 @@ int main(int argc, char **argv) {
         for (int w = 0; w < 2; w++) fn(c, a, b, M, N, K, lda, ldb, N, accumulate);
         double times[25];
         int runs = 0;
-        double start = now();
-        while (runs < 25 && (runs < 5 || now() - start < 0.4)) {
-            double t0 = now();
+        double start = seconds_now();
+        while (runs < 25 && (runs < 5 || seconds_since(start) < 0.4)) {
+            double t0 = seconds_now();
             fn(c, a, b, M, N, K, lda, ldb, N, accumulate);
-            times[runs++] = now() - t0;
+            times[runs++] = seconds_since(t0);
         }
         qsort(times, runs, sizeof(double), cmp_double);
         double med = runs % 2 ? times[runs / 2] : 0.5 * (times[runs / 2 - 1] + times[runs / 2]);

@@ -9,19 +9,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #ifdef _OPENMP
 #include <omp.h>
 #endif
 #include "../model.h"
 #include "../matmul.h"
 #include "../tokenizer.h"
+#include "../fileio.h"
 
-static double now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
 static int cmp(const void *a, const void *b) {
     double x = *(const double *)a, y = *(const double *)b;
     return (x > y) - (x < y);
@@ -30,7 +25,7 @@ static double median(double *t, int n) { qsort(t, n, sizeof(double), cmp); retur
 
 // out = median seconds of 5 runs of stmt, after one warm-up run.
 #define TIME(out, stmt) do { double ts_[5]; stmt; \
-    for (int r_ = 0; r_ < 5; r_++) { double t0_ = now(); stmt; ts_[r_] = now() - t0_; } \
+    for (int r_ = 0; r_ < 5; r_++) { double t0_ = seconds_now(); stmt; ts_[r_] = seconds_since(t0_); } \
     out = median(ts_, 5); } while (0)
 
 static real *rnd(size_t n, uint64_t *s) {
@@ -65,15 +60,15 @@ int main(int argc, char **argv) {
     double *ts = malloc(steps * sizeof(double)), *tf = malloc(steps * sizeof(double)),
            *tb = malloc(steps * sizeof(double)), *ta = malloc(steps * sizeof(double));
     for (int it = -2; it < steps; it++) {   // two warm-up steps
-        double t0 = now();
+        double t0 = seconds_now();
         model_zero_grad(&m);
         model_forward(&m, src, tin, tout, B, S, T);
-        double t1 = now();
+        double t1 = seconds_now();
         model_backward(&m);
-        double t2 = now();
+        double t2 = seconds_now();
         model_clip_grads(&m, model_grad_norm(&m), 1.0);
         model_adamw(&m, 1e-3f, 0.9f, 0.999f, 1e-8f, 0.01f, it + 3);
-        double t3 = now();
+        double t3 = seconds_now();
         if (it >= 0) { ts[it] = t3 - t0; tf[it] = t1 - t0; tb[it] = t2 - t1; ta[it] = t3 - t2; }
     }
     double mn = ts[0], mx = ts[0];

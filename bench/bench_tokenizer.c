@@ -6,15 +6,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "../tokenizer.h"
-
-static double now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
+#include "../fileio.h"
 
 static int cmp_double(const void *a, const void *b) {
     double x = *(const double *)a, y = *(const double *)b;
@@ -26,24 +20,6 @@ static double median(double *v, int n) {
     return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
 }
 
-static char *read_file(const char *path, size_t *len) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    size_t cap = 1 << 20, n = 0;
-    char *buf = malloc(cap);
-    for (size_t got; buf && (got = fread(buf + n, 1, cap - n, f)) > 0;) {
-        n += got;
-        if (n == cap) {
-            char *b2 = realloc(buf, cap *= 2);
-            if (!b2) free(buf);
-            buf = b2;
-        }
-    }
-    fclose(f);
-    *len = n;
-    return buf;
-}
-
 int main(int argc, char **argv) {
     if (argc < 2) {
         fprintf(stderr, "usage: %s FILE [VOCAB_SIZE=8000] [RUNS=3]\n", argv[0]);
@@ -52,8 +28,8 @@ int main(int argc, char **argv) {
     int vocab = argc > 2 ? atoi(argv[2]) : 8000, runs = argc > 3 ? atoi(argv[3]) : 3;
     if (runs < 1 || runs > 100) runs = 3;
     size_t len;
-    char *text = read_file(argv[1], &len), err[KF_ERRLEN];
-    if (!text) {
+    char *text, err[KF_ERRLEN];
+    if (read_file(argv[1], &text, &len, err)) {
         fprintf(stderr, "cannot read %s\n", argv[1]);
         return 1;
     }
@@ -61,9 +37,9 @@ int main(int argc, char **argv) {
     Tokenizer *tok = NULL;
     for (int r = 0; r < runs; r++) {
         tokenizer_free(tok);
-        double t0 = now();
+        double t0 = seconds_now();
         tok = tokenizer_train(text, len, vocab, 0, err);
-        t_train[r] = now() - t0;
+        t_train[r] = seconds_since(t0);
         if (!tok) {
             fprintf(stderr, "%s\n", err);
             return 1;
@@ -87,9 +63,9 @@ int main(int argc, char **argv) {
             fprintf(stderr, "%s\n", err);
             return 1;
         }
-        double t0 = now();
+        double t0 = seconds_now();
         tokenizer_encode(fresh, text, len, ids, ntok);
-        t_enc[r] = now() - t0;
+        t_enc[r] = seconds_since(t0);
         tokenizer_free(fresh);
     }
     remove(path);
