@@ -294,13 +294,16 @@ cmp -s "$T/avgf/model.safetensors" "$T/rf/model.safetensors" && pass embed_slot_
     fail embed_slot_round_trip "files differ"
 expect_exit translate_embed_options 0 $TRAIN translate --model "$T/rf" --threads 1 <"$T/in.en"
 # a checkpoint from before the options (its embed as typed, "kronxs:n=2,r=2") loads
-# with the old defaults: the header rewritten in place, padded with JSON whitespace
-mkdir -p "$T/legacy" && cp "$T/cmp/kronxs_n2_r2/tokenizer.bin" "$T/legacy/" &&
+# with the old defaults: a model trained with them, its header rewritten in place,
+# padded with JSON whitespace
+$TRAIN fit --data "$T/d" --out "$T/old" $SMALL --steps 2 --eval-every 0 --bleu-sentences 0 \
+    --embed kronxs:n=2,r=2,norm=none,lr=1 >/dev/null 2>&1
+mkdir -p "$T/legacy" && cp "$T/old/tokenizer.bin" "$T/legacy/" &&
     perl -pe 's/"embed":"(kronxs:n=2,r=2),[^"]*"/my $k = $&; my $n = "\"embed\":\"$1\""; $n . " " x (length($k) - length($n))/e' \
-        "$T/cmp/kronxs_n2_r2/model.safetensors" >"$T/legacy/model.safetensors"
+        "$T/old/model.safetensors" >"$T/legacy/model.safetensors"
 grep -aq '"embed":"kronxs:n=2,r=2" ' "$T/legacy/model.safetensors" &&
     $TRAIN translate --model "$T/legacy" --threads 1 <"$T/in.en" >"$T/legacy.out" 2>"$T/err" &&
-    $TRAIN translate --model "$T/cmp/kronxs_n2_r2" --threads 1 <"$T/in.en" >"$T/expanded.out" &&
+    $TRAIN translate --model "$T/old" --threads 1 <"$T/in.en" >"$T/expanded.out" &&
     cmp -s "$T/legacy.out" "$T/expanded.out" && pass embed_legacy_spec_loads ||
     fail embed_legacy_spec_loads "$(cat "$T/err")"
 cksum "$T/avg/model.safetensors" >"$T/sum.before"
