@@ -15,16 +15,6 @@ _Static_assert(sizeof(float) == 4, "safetensors F32 needs a 4-byte IEEE float");
 
 #define ST_MAXDIM 8   // most dimensions accepted in a file (kronformer writes up to 4)
 
-static int fail(char *err, const char *fmt, ...) {
-    if (err) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, KF_ERRLEN, fmt, ap);
-        va_end(ap);
-    }
-    return 1;
-}
-
 // ------------------------------------------------------------------------- saving
 
 // A growing string: the JSON header is built here before anything is written.
@@ -73,10 +63,10 @@ static int build_header(Str *h, const StTensor *t, int n, const char *const *met
         for (int i = 0; i < nmeta; i++) {
             const char *key = meta[2 * i], *value = meta[2 * i + 1];
             if (!key || !value)
-                return fail(err, "metadata pair %d has a NULL key or value", i);
+                return errorf(err, "metadata pair %d has a NULL key or value", i);
             for (int j = 0; j < i; j++)
                 if (!strcmp(key, meta[2 * j]))
-                    return fail(err, "metadata key \"%s\" is given twice", key);
+                    return errorf(err, "metadata key \"%s\" is given twice", key);
             if (i) str_cat(h, ",");
             str_json(h, key);
             str_cat(h, ":");
@@ -88,22 +78,22 @@ static int build_header(Str *h, const StTensor *t, int n, const char *const *met
     for (int i = 0; i < n; i++) {
         const char *name = t[i].name;
         if (!name || !*name || !strcmp(name, "__metadata__"))
-            return fail(err, "tensor %d has no name or the reserved name __metadata__", i);
+            return errorf(err, "tensor %d has no name or the reserved name __metadata__", i);
         for (int j = 0; j < i; j++)
             if (!strcmp(name, t[j].name))
-                return fail(err, "tensor \"%s\" is given twice", name);
+                return errorf(err, "tensor \"%s\" is given twice", name);
         if (t[i].ndim < 0 || t[i].ndim > 4)
-            return fail(err, "tensor \"%s\" has ndim %d; expected 0 to 4", name, t[i].ndim);
+            return errorf(err, "tensor \"%s\" has ndim %d; expected 0 to 4", name, t[i].ndim);
         uint64_t numel = 1; // kept below SIZE_MAX / sizeof(real): fits in memory
         for (int d = 0; d < t[i].ndim; d++) {
             uint64_t dim = (uint64_t)t[i].shape[d];
             if (t[i].shape[d] < 0 || (dim && numel > SIZE_MAX / sizeof(real) / dim))
-                return fail(err, "tensor \"%s\" has a negative or too large dimension",
-                            name);
+                return errorf(err, "tensor \"%s\" has a negative or too large dimension",
+                              name);
             numel *= dim;
         }
         if (numel > 0 && !t[i].data && !t[i].ints)
-            return fail(err, "tensor \"%s\" has no data", name);
+            return errorf(err, "tensor \"%s\" has no data", name);
         char num[64];
         if (nmeta > 0 || i > 0) str_cat(h, ",");
         str_json(h, name);
@@ -119,7 +109,7 @@ static int build_header(Str *h, const StTensor *t, int n, const char *const *met
     }
     str_cat(h, "}");
     while (h->len % 8) str_cat(h, " ");
-    return h->oom ? fail(err, "out of memory building the checkpoint header") : 0;
+    return h->oom ? errorf(err, "out of memory building the checkpoint header") : 0;
 }
 
 // Writes the length prefix, the header and every tensor as little-endian F32 (or I32). Stops at
@@ -147,7 +137,7 @@ static void write_all(FILE *fp, const Str *h, const StTensor *t, int n) {
 int st_save(const char *path, const StTensor *tensors, int n, const char *const *meta,
             int nmeta, char *err) {
     if (n < 0 || nmeta < 0 || (n > 0 && !tensors) || (nmeta > 0 && !meta))
-        return fail(err, "st_save %s: bad arguments (n=%d, nmeta=%d)", path, n, nmeta);
+        return errorf(err, "st_save %s: bad arguments (n=%d, nmeta=%d)", path, n, nmeta);
     Str h = {0};
     if (build_header(&h, tensors, n, meta, nmeta, err)) { free(h.s); return 1; }
     // after a crash PATH holds either the old or the new checkpoint, never a partial one
@@ -194,10 +184,10 @@ static int perr(Parser *ps, const char *fmt, ...) {
     va_start(ap, fmt);
     vsnprintf(what, sizeof what, fmt, ap);
     va_end(ap);
-    return fail(ps->err,
-                "%s: bad safetensors header at byte %ld: %s (file damaged or not"
-                " a safetensors file; save it again)",
-                ps->path, (long)(ps->p - ps->base), what);
+    return errorf(ps->err,
+                  "%s: bad safetensors header at byte %ld: %s (file damaged or not"
+                  " a safetensors file; save it again)",
+                  ps->path, (long)(ps->p - ps->base), what);
 }
 
 static void skip_ws(Parser *ps) {
@@ -383,13 +373,13 @@ static int dtype_size(const char *dtype) {
 static int parse_header(StFile *f, const char *path, char *err) {
     const unsigned char *u = (const unsigned char *)f->buf;
     if (f->size < 8)
-        return fail(err, "%s: %zu bytes, too short for a safetensors file", path, f->size);
+        return errorf(err, "%s: %zu bytes, too short for a safetensors file", path, f->size);
     uint64_t n = get_le(u, 8);
     if (n > f->size - 8)
-        return fail(err,
-                    "%s: header length %llu exceeds the file size %zu (file truncated or"
-                    " not safetensors)",
-                    path, (unsigned long long)n, f->size);
+        return errorf(err,
+                      "%s: header length %llu exceeds the file size %zu (file truncated or"
+                      " not safetensors)",
+                      path, (unsigned long long)n, f->size);
     Parser ps = {f->buf + 8, f->buf + 8 + n, f->buf, path, err};
     if (parse_object(&ps, top_member, f)) return 1;
     skip_ws(&ps);
@@ -400,31 +390,31 @@ static int parse_header(StFile *f, const char *path, char *err) {
         const Entry *e = &f->t[i];
         int esize = dtype_size(e->dtype);
         if (!esize)
-            return fail(err, "%s: tensor \"%s\" has unknown dtype \"%s\"", path, e->name,
-                        e->dtype);
+            return errorf(err, "%s: tensor \"%s\" has unknown dtype \"%s\"", path, e->name,
+                          e->dtype);
         uint64_t numel = 1; // saturates rather than wraps, so it never matches by accident
         for (int d = 0; d < e->ndim; d++) {
             uint64_t dim = e->shape[d];
             numel = dim && numel > UINT64_MAX / dim ? UINT64_MAX : numel * dim;
         }
         if (e->begin > e->end || e->end > f->ndata)
-            return fail(err,
-                        "%s: tensor \"%s\" has data_offsets [%llu, %llu] outside the %llu"
-                        " data bytes (file truncated?)",
-                        path, e->name, (unsigned long long)e->begin,
-                        (unsigned long long)e->end, (unsigned long long)f->ndata);
+            return errorf(err,
+                          "%s: tensor \"%s\" has data_offsets [%llu, %llu] outside the %llu"
+                          " data bytes (file truncated?)",
+                          path, e->name, (unsigned long long)e->begin,
+                          (unsigned long long)e->end, (unsigned long long)f->ndata);
         uint64_t span = e->end - e->begin;
         if (span % (uint64_t)esize || span / (uint64_t)esize != numel)
-            return fail(err, "%s: tensor \"%s\" spans %llu bytes, which does not match its"
-                        " dtype %s and shape", path, e->name, (unsigned long long)span,
-                        e->dtype);
+            return errorf(err, "%s: tensor \"%s\" spans %llu bytes, which does not match its"
+                          " dtype %s and shape", path, e->name, (unsigned long long)span,
+                          e->dtype);
     }
     return 0;
 }
 
 StFile *st_open(const char *path, char *err) {
     StFile *f = calloc(1, sizeof *f);
-    if (!f) { fail(err, "out of memory"); return NULL; }
+    if (!f) { errorf(err, "out of memory"); return NULL; }
     if (read_file(path, &f->buf, &f->size, err) || parse_header(f, path, err)) {
         st_close(f);
         return NULL;
@@ -458,13 +448,13 @@ static const Entry *find_checked(const StFile *f, const char *name, const char *
                                  int ndim, const int *shape, char *err) {
     const Entry *e = find(f, name);
     if (!e) {
-        fail(err, "checkpoint has no tensor \"%s\" (saved by a different model"
-             " configuration?)", name);
+        errorf(err, "checkpoint has no tensor \"%s\" (saved by a different model"
+               " configuration?)", name);
         return NULL;
     }
     if (strcmp(e->dtype, dtype)) {
-        fail(err, "tensor \"%s\" is %s; kronformer reads it as %s only (convert it, e.g."
-             " with numpy's astype)", name, e->dtype, dtype);
+        errorf(err, "tensor \"%s\" is %s; kronformer reads it as %s only (convert it, e.g."
+               " with numpy's astype)", name, e->dtype, dtype);
         return NULL;
     }
     long long have[ST_MAXDIM], want[ST_MAXDIM];
@@ -476,8 +466,8 @@ static const Entry *find_checked(const StFile *f, const char *name, const char *
         char have_s[192], want_s[192];
         format_shape(have_s, e->ndim, have);
         format_shape(want_s, nwant, want);
-        fail(err, "tensor \"%s\" has shape %s in the checkpoint but the model expects"
-             " %s (saved with a different configuration?)", name, have_s, want_s);
+        errorf(err, "tensor \"%s\" has shape %s in the checkpoint but the model expects"
+               " %s (saved with a different configuration?)", name, have_s, want_s);
         return NULL;
     }
     return e;

@@ -3,8 +3,10 @@
 #ifndef KF_COMMON_H
 #define KF_COMMON_H
 
+#include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <math.h>
 
 // The model computes in `real`: float for training, double (-DKF_DOUBLE) so that the
@@ -20,6 +22,19 @@ typedef float real;
 // Functions that can fail on user input return 0 on success and non-zero on failure,
 // with a one-line message (no trailing newline) written to err[KF_ERRLEN].
 #define KF_ERRLEN 512
+
+// The one way to report such a failure: errorf(err, "what was wrong; how to fix it",
+// ...) writes the message (printf-style; err may be NULL) and returns 1, so that a
+// function can end with `return errorf(err, ...);`.
+static inline int errorf(char *err, const char *fmt, ...) {
+    if (err) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(err, KF_ERRLEN, fmt, ap);
+        va_end(ap);
+    }
+    return 1;
+}
 
 // splitmix64: a tiny, high-quality 64-bit generator. rng_next advances the state;
 // hash64 is the same finalizer used statelessly, for counter-based randomness

@@ -36,13 +36,13 @@ static int write_ints(FILE *fp, const void *src, size_t n, int bytes) {
 int tokfile_write(const char *path, uint64_t checksum, const int32_t *tok,
                   const uint64_t *off, size_t n, char *err) {
     if (off[0] != 0) {
-        snprintf(err, KF_ERRLEN, "%s: offsets must start at 0 (bug in the caller)", path);
+        errorf(err, "%s: offsets must start at 0 (bug in the caller)", path);
         return 1;
     }
     for (size_t i = 0; i < n; i++)
         if (off[i + 1] < off[i]) {
-            snprintf(err, KF_ERRLEN, "%s: offsets decrease at sequence %zu (bug in the "
-                     "caller)", path, i);
+            errorf(err, "%s: offsets decrease at sequence %zu (bug in the "
+                   "caller)", path, i);
             return 1;
         }
     uint64_t ntok = off[n];
@@ -66,15 +66,15 @@ int tokfile_write(const char *path, uint64_t checksum, const int32_t *tok,
 static unsigned char *slurp(const char *path, size_t *len, char *err) {
     FILE *fp = fopen(path, "rb");
     if (!fp) {
-        snprintf(err, KF_ERRLEN, "cannot open %s: %s (run ./train prepare first?)", path,
-                 strerror(errno));
+        errorf(err, "cannot open %s: %s (run ./train prepare first?)", path,
+               strerror(errno));
         return NULL;
     }
     // a directory opens, and its "size" would be a huge allocation: refuse it
     struct stat st;
     if (fstat(fileno(fp), &st) != 0 || !S_ISREG(st.st_mode)) {
-        snprintf(err, KF_ERRLEN, "%s is not a regular file (a directory?); re-run ./train "
-                 "prepare", path);
+        errorf(err, "%s is not a regular file (a directory?); re-run ./train "
+               "prepare", path);
         fclose(fp);
         return NULL;
     }
@@ -83,8 +83,8 @@ static unsigned char *slurp(const char *path, size_t *len, char *err) {
     unsigned char *buf = size >= 0 ? malloc((size_t)size + 1) : NULL;
     if (!buf || fseek(fp, 0, SEEK_SET) != 0 ||
         fread(buf, 1, (size_t)size, fp) != (size_t)size) {
-        snprintf(err, KF_ERRLEN, "cannot read %s: %s", path,
-                 size < 0 ? strerror(errno) : buf ? "read error" : "out of memory");
+        errorf(err, "cannot read %s: %s", path,
+               size < 0 ? strerror(errno) : buf ? "read error" : "out of memory");
         free(buf);
         fclose(fp);
         return NULL;
@@ -106,8 +106,8 @@ int tokfile_read(TokenFile *f, const char *path, char *err) {
     } else if (len < TOK_HEADER) {
         why = "truncated (incomplete header)";
     } else if (get_le(buf + 8, 4) != TOK_VERSION) {
-        snprintf(err, KF_ERRLEN, "%s: token file version %u, this program reads version %d;"
-                 " re-run ./train prepare", path, (unsigned)get_le(buf + 8, 4), TOK_VERSION);
+        errorf(err, "%s: token file version %u, this program reads version %d;"
+               " re-run ./train prepare", path, (unsigned)get_le(buf + 8, 4), TOK_VERSION);
         free(buf);
         return 1;
     } else {
@@ -146,7 +146,7 @@ int tokfile_read(TokenFile *f, const char *path, char *err) {
     }
     free(buf);
     if (why) {
-        snprintf(err, KF_ERRLEN, "%s: %s; re-run ./train prepare", path, why);
+        errorf(err, "%s: %s; re-run ./train prepare", path, why);
         tokfile_free(f);
         return 1;
     }
@@ -217,17 +217,17 @@ void batcher_free(Batcher *bt) {
 Batcher *batcher_new(const TokenFile *src, const TokenFile *tgt, int batch_tokens,
                      uint64_t seed, int shuffle, char *err) {
     if (batch_tokens < 1) {
-        snprintf(err, KF_ERRLEN, "batch_tokens %d must be at least 1", batch_tokens);
+        errorf(err, "batch_tokens %d must be at least 1", batch_tokens);
         return NULL;
     }
     if (tgt->n >= (size_t)INT_MAX) {
-        snprintf(err, KF_ERRLEN, "%zu sequences are more than a batcher takes (%d); split "
-                 "the data", tgt->n, INT_MAX - 1);
+        errorf(err, "%zu sequences are more than a batcher takes (%d); split "
+               "the data", tgt->n, INT_MAX - 1);
         return NULL;
     }
     if (src && src->n != tgt->n) {
-        snprintf(err, KF_ERRLEN, "%zu source but %zu target sequences; the token files "
-                 "must pair up (re-run ./train prepare)", src->n, tgt->n);
+        errorf(err, "%zu source but %zu target sequences; the token files "
+               "must pair up (re-run ./train prepare)", src->n, tgt->n);
         return NULL;
     }
     int n = (int)tgt->n;
@@ -249,8 +249,8 @@ Batcher *batcher_new(const TokenFile *src, const TokenFile *tgt, int batch_token
         key[bt->nseq++] = (SortKey){T, S, i, rng_next(&rng)};
     }
     if (bt->nseq == 0) {
-        snprintf(err, KF_ERRLEN, "no sequence to learn from (%s); give data with some "
-                 "text", n == 0 ? "the token files are empty" : "every sequence is empty");
+        errorf(err, "no sequence to learn from (%s); give data with some "
+               "text", n == 0 ? "the token files are empty" : "every sequence is empty");
         goto fail;
     }
     if (shuffle) qsort(key, (size_t)bt->nseq, sizeof *key, cmp_key);
@@ -286,8 +286,8 @@ Batcher *batcher_new(const TokenFile *src, const TokenFile *tgt, int batch_token
     plan_epoch(bt);
     return bt;
 oom:
-    snprintf(err, KF_ERRLEN, "out of memory for the batches of %zu sequences; lower "
-             "--batch-tokens or use less data", tgt->n);
+    errorf(err, "out of memory for the batches of %zu sequences; lower "
+           "--batch-tokens or use less data", tgt->n);
 fail:
     free(key);
     batcher_free(bt);

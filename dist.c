@@ -151,7 +151,7 @@ int dist_any_failed(int failed, char *err) {
     if (rank_ == first) memcpy(msg, err, KF_ERRLEN);
     MPI_Bcast(msg, KF_ERRLEN, MPI_CHAR, first, MPI_COMM_WORLD);
     msg[KF_ERRLEN - 1] = '\0';
-    snprintf(err, KF_ERRLEN, "rank %d: %.*s", first, KF_ERRLEN - 32, msg);
+    errorf(err, "rank %d: %.*s", first, KF_ERRLEN - 32, msg);
     return 1;
 #else
     (void)err;

@@ -149,14 +149,14 @@ static int check_factors(const int *f, int n, int target, char key, const char *
     format_factors(fs, sizeof fs, f, n);
     for (int j = 0; j < n; j++)
         if (f[j] > target) {
-            snprintf(err, KF_ERRLEN, "%c=%s has a factor above %s %d; no factor needs "
-                     "to exceed %d", key, fs, what, target, target);
+            errorf(err, "%c=%s has a factor above %s %d; no factor needs "
+                   "to exceed %d", key, fs, what, target, target);
             return 1;
         }
     double p = product(f, n);
     if (p < target) {
-        snprintf(err, KF_ERRLEN, "%c=%s gives %.0f < %s %d; choose factors whose "
-                 "product is at least %d", key, fs, p, what, target, target);
+        errorf(err, "%c=%s gives %.0f < %s %d; choose factors whose "
+               "product is at least %d", key, fs, p, what, target, target);
         return 1;
     }
     return 0;
@@ -164,19 +164,19 @@ static int check_factors(const int *f, int n, int target, char key, const char *
 
 int embed_parse(Embed *e, const char *spec, int V, int C, char *err) {
     if (V < 1 || C < 1) {
-        snprintf(err, KF_ERRLEN, "embedding needs a positive vocabulary and width, got "
-                 "V=%d, C=%d; fix the model config", V, C);
+        errorf(err, "embedding needs a positive vocabulary and width, got "
+               "V=%d, C=%d; fix the model config", V, C);
         return 1;
     }
     if (!spec || !*spec) {
-        snprintf(err, KF_ERRLEN, "empty embedding spec; use dense, kron:n=2,r=1 or "
-                 "kronxs:n=2,r=1");
+        errorf(err, "empty embedding spec; use dense, kron:n=2,r=1 or "
+               "kronxs:n=2,r=1");
         return 1;
     }
     char buf[256];
     if (strlen(spec) >= sizeof buf) {
-        snprintf(err, KF_ERRLEN, "embedding spec is %zu characters long; keep it under "
-                 "%zu", strlen(spec), sizeof buf);
+        errorf(err, "embedding spec is %zu characters long; keep it under "
+               "%zu", strlen(spec), sizeof buf);
         return 1;
     }
     strcpy(buf, spec);
@@ -186,13 +186,13 @@ int embed_parse(Embed *e, const char *spec, int V, int C, char *err) {
     for (int k = 0; k < 3; k++)
         if (!strcmp(buf, kind_names[k])) kind = k;
     if (kind < 0) {
-        snprintf(err, KF_ERRLEN, "unknown embedding kind '%s' in '%s'; use dense, kron "
-                 "or kronxs", buf, spec);
+        errorf(err, "unknown embedding kind '%s' in '%s'; use dense, kron "
+               "or kronxs", buf, spec);
         return 1;
     }
     if (kind == EMBED_DENSE && opts) {
-        snprintf(err, KF_ERRLEN, "dense takes no options, got '%s'; use plain 'dense'",
-                 spec);
+        errorf(err, "dense takes no options, got '%s'; use plain 'dense'",
+               spec);
         return 1;
     }
 
@@ -205,8 +205,8 @@ int embed_parse(Embed *e, const char *spec, int V, int C, char *err) {
         if (next) *next++ = '\0';
         char *eq = strchr(item, '=');
         if (!eq || eq == item) {
-            snprintf(err, KF_ERRLEN, "expected key=value in embedding spec '%s', got "
-                     "'%s'; e.g. %s:n=2,r=1", spec, item, kind_names[kind]);
+            errorf(err, "expected key=value in embedding spec '%s', got "
+                   "'%s'; e.g. %s:n=2,r=1", spec, item, kind_names[kind]);
             return 1;
         }
         *eq = '\0';
@@ -218,67 +218,67 @@ int embed_parse(Embed *e, const char *spec, int V, int C, char *err) {
                     !strcmp(key, "head") || !strcmp(key, "lr") ||
                     (kind == EMBED_KRONXS && !strcmp(key, "t"));
         if (!known) {
-            snprintf(err, KF_ERRLEN, "unknown key '%s' in embedding spec '%s'; %s takes "
-                     "%s", key, spec, kind_names[kind], kind == EMBED_KRON
-                     ? "n, r, q, head, order, norm and lr"
-                     : "n, r, q, t, head, order, layout, norm and lr");
+            errorf(err, "unknown key '%s' in embedding spec '%s'; %s takes "
+                   "%s", key, spec, kind_names[kind], kind == EMBED_KRON
+                   ? "n, r, q, head, order, norm and lr"
+                   : "n, r, q, t, head, order, layout, norm and lr");
             return 1;
         }
         int seen = !strcmp(key, "n") ? n : !strcmp(key, "r") ? r : !strcmp(key, "q") ? nq
                  : !strcmp(key, "t") ? nt : !strcmp(key, "head") ? head >= 0
                  : !strcmp(key, "lr") ? lr > 0 : choice[c] >= 0;
         if (seen) {
-            snprintf(err, KF_ERRLEN, "key '%s' given twice in embedding spec '%s'; give "
-                     "it once", key, spec);
+            errorf(err, "key '%s' given twice in embedding spec '%s'; give "
+                   "it once", key, spec);
             return 1;
         }
         if (c >= 0) {
             for (int v = 0; v < 3 && choice_values[c][v]; v++)
                 if (!strcmp(val, choice_values[c][v])) choice[c] = v;
             if (choice[c] < 0) {
-                snprintf(err, KF_ERRLEN, "%s=%s is not known; use %s=%s%s%s%s%s", key, val,
-                         key, choice_values[c][0], "|", choice_values[c][1],
-                         choice_values[c][2] ? "|" : "",
-                         choice_values[c][2] ? choice_values[c][2] : "");
+                errorf(err, "%s=%s is not known; use %s=%s%s%s%s%s", key, val,
+                       key, choice_values[c][0], "|", choice_values[c][1],
+                       choice_values[c][2] ? "|" : "",
+                       choice_values[c][2] ? choice_values[c][2] : "");
                 return 1;
             }
         } else if (!strcmp(key, "lr")) {
             char *end;
             lr = strtod(val, &end);
             if (end == val || *end || !(lr > 0) || lr > 1e6) {
-                snprintf(err, KF_ERRLEN, "lr=%s is not a positive number; it multiplies "
-                         "--lr for the embedding, e.g. lr=3", val);
+                errorf(err, "lr=%s is not a positive number; it multiplies "
+                       "--lr for the embedding, e.g. lr=3", val);
                 return 1;
             }
         } else if (!strcmp(key, "head")) {
             if (!strcmp(val, "0")) head = 0;
             else if (parse_positive(val, &head)) {
-                snprintf(err, KF_ERRLEN, "head=%s is not a count of tokens; give an "
-                         "integer from 0 to V-1, e.g. head=256", val);
+                errorf(err, "head=%s is not a count of tokens; give an "
+                       "integer from 0 to V-1, e.g. head=256", val);
                 return 1;
             }
         } else if (key[0] == 'n' || key[0] == 'r') {
             int v;
             if (parse_positive(val, &v)) {
-                snprintf(err, KF_ERRLEN, "%s=%s is not a positive integer; the %s must "
-                         "be at least 1, e.g. %s=2", key, val,
-                         key[0] == 'n' ? "order" : "rank", key);
+                errorf(err, "%s=%s is not a positive integer; the %s must "
+                       "be at least 1, e.g. %s=2", key, val,
+                       key[0] == 'n' ? "order" : "rank", key);
                 return 1;
             }
             if (key[0] == 'n' && v > EMBED_MAX_ORDER) {
-                snprintf(err, KF_ERRLEN, "n=%d is out of range; the order must be "
-                         "between 1 and %d", v, EMBED_MAX_ORDER);
+                errorf(err, "n=%d is out of range; the order must be "
+                       "between 1 and %d", v, EMBED_MAX_ORDER);
                 return 1;
             }
             *(key[0] == 'n' ? &n : &r) = v;
         } else {
             int rc = parse_factors(val, key[0] == 'q' ? q : t, key[0] == 'q' ? &nq : &nt);
             if (rc == 1)
-                snprintf(err, KF_ERRLEN, "%s=%s is not a list of positive integers; "
-                         "write e.g. %s=16x16", key, val, key);
+                errorf(err, "%s=%s is not a list of positive integers; "
+                       "write e.g. %s=16x16", key, val, key);
             else if (rc == 2)
-                snprintf(err, KF_ERRLEN, "%s=%s has more than %d factors; use at most "
-                         "%d", key, val, EMBED_MAX_ORDER, EMBED_MAX_ORDER);
+                errorf(err, "%s=%s has more than %d factors; use at most "
+                       "%d", key, val, EMBED_MAX_ORDER, EMBED_MAX_ORDER);
             if (rc) return 1;
         }
         item = next;
@@ -307,8 +307,8 @@ int embed_parse(Embed *e, const char *spec, int V, int C, char *err) {
     x.layout = choice[2] > 0 ? choice[2] : 0;
     x.lr_scale = lr > 0 ? lr : 3;
     if (x.head >= V) {
-        snprintf(err, KF_ERRLEN, "head=%d leaves no token to factorize (V=%d); give "
-                 "head below %d", x.head, V, V);
+        errorf(err, "head=%d leaves no token to factorize (V=%d); give "
+               "head below %d", x.head, V, V);
         return 1;
     }
     const int Vf = V - x.head;                    // factorized slots
@@ -318,14 +318,14 @@ int embed_parse(Embed *e, const char *spec, int V, int C, char *err) {
     char fs[128];
     if (nq && nq != n) {
         format_factors(fs, sizeof fs, q, nq);
-        snprintf(err, KF_ERRLEN, "n=%d but q=%s has %d factors; give n factors or drop "
-                 "n", n, fs, nq);
+        errorf(err, "n=%d but q=%s has %d factors; give n factors or drop "
+               "n", n, fs, nq);
         return 1;
     }
     if (nt && nt != n) {
         format_factors(fs, sizeof fs, t, nt);
-        snprintf(err, KF_ERRLEN, "n=%d but t=%s has %d factors; give n factors or drop "
-                 "n", n, fs, nt);
+        errorf(err, "n=%d but t=%s has %d factors; give n factors or drop "
+               "n", n, fs, nt);
         return 1;
     }
     x.n = n;
@@ -353,8 +353,8 @@ int embed_parse(Embed *e, const char *spec, int V, int C, char *err) {
     x.norm_off = (size_t)np;
     np += x.norm == EMBED_NORM_LN ? 2.0 * C : x.norm == EMBED_NORM_RMS ? C : 0;
     if (np > 4294967296.0) {
-        snprintf(err, KF_ERRLEN, "embedding '%s' would have %.3g parameters; lower r or "
-                 "the factors", spec, np);
+        errorf(err, "embedding '%s' would have %.3g parameters; lower r or "
+               "the factors", spec, np);
         return 1;
     }
     x.num_params = (size_t)np;

@@ -11,13 +11,6 @@
 #include <time.h>
 #include <unistd.h>
 
-void errorf(char *err, const char *fmt, ...) {
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, KF_ERRLEN, fmt, ap);
-    va_end(ap);
-}
-
 int read_file(const char *path, char **data, size_t *len, char *err) {
     if (is_directory(path)) {
         errorf(err, "%s is a directory; give a file", path);

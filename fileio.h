@@ -10,9 +10,6 @@
 #include <stddef.h>
 #include <stdint.h>
 
-// A one-line error message into err (KF_ERRLEN bytes), printf-style.
-void errorf(char *err, const char *fmt, ...);
-
 // Paths are built in buffers of PATH_CAP bytes; the command line refuses longer
 // directory names, so joined paths always fit.
 #define PATH_CAP 4096

@@ -65,7 +65,7 @@ static const char *or_empty(const char *s) { return s ? s : ""; }
 
 static void oom(char *err, const char *what, size_t i, size_t n) {
     if (err)
-        snprintf(err, KF_ERRLEN, "out of memory computing %s (line %zu of %zu)", what, i + 1, n);
+        errorf(err, "out of memory computing %s (line %zu of %zu)", what, i + 1, n);
 }
 
 // Grows a buffer of code points to hold at least need of them, keeping its contents.
@@ -302,8 +302,8 @@ long bleu_tokenize(char *out, size_t cap, const char *line, char *err) {
     Tokens t = {0};
     if (tokenize(&t, or_empty(line))) {
         tokens_free(&t);
-        if (err) snprintf(err, KF_ERRLEN, "out of memory tokenizing a line of %zu bytes",
-                          strlen(or_empty(line)));
+        if (err) errorf(err, "out of memory tokenizing a line of %zu bytes",
+                        strlen(or_empty(line)));
         return -1;
     }
     size_t k = 0;

@@ -319,7 +319,7 @@ void config_default(Config *c) {
 }
 
 int config_check(const Config *c, char *err) {
-    #define BAD(...) do { snprintf(err, KF_ERRLEN, __VA_ARGS__); return 1; } while (0)
+    #define BAD(...) do { errorf(err, __VA_ARGS__); return 1; } while (0)
     // Upper limits, above what fits in memory anyway: they keep every size product of
     // this file inside an int.
     static const struct { const char *flag; int max; } lim[] = {
@@ -469,7 +469,7 @@ int model_build(Model *m, const Config *cfg, char *err) {
     int C = cfg->C, T = cfg->maxT;
     m->pos = malloc((size_t)T * C * sizeof(real));
     if (layout_params(m) || !m->pos) {
-        snprintf(err, KF_ERRLEN, "out of memory for %zu parameters; choose a smaller model", m->num_params);
+        errorf(err, "out of memory for %zu parameters; choose a smaller model", m->num_params);
         model_free(m);
         return 1;
     }

@@ -43,14 +43,6 @@
 #define HEADER_BYTES 20 // magic[8], version, vocab size, number of merges (uint32 each)
 static const char MAGIC[8] = {'K', 'F', 'T', 'O', 'K', 'E', 'N', 'S'};
 
-static void set_err(char *err, const char *fmt, ...) {
-    if (!err) return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, KF_ERRLEN, fmt, ap);
-    va_end(ap);
-}
-
 // Grows an array to hold at least `need` elements of size sz (capacity doubles).
 // Returns the possibly moved array, or NULL (array untouched) when out of memory.
 static void *reserve(void *p, size_t *cap, size_t need, size_t sz) {
@@ -184,7 +176,7 @@ static Tokenizer *build(int *merges, int nmerges, const char *name, char *err) {
     }
     if (!t || !t->rank_key || !t->rank_id || !t->piece_off || !t->pieces || !t->cache ||
         !t->cache->slot || !t->cache->pool) {
-        set_err(err, "out of memory for a tokenizer of %d ids", V);
+        errorf(err, "out of memory for a tokenizer of %d ids", V);
         if (!t) free(merges);
         tokenizer_free(t);
         return NULL;
@@ -201,19 +193,19 @@ static Tokenizer *build(int *merges, int nmerges, const char *name, char *err) {
         int a = merges[2 * m], b = merges[2 * m + 1], id = TOK_NBASE + m;
         off[id] = o;
         if (a < TOK_BYTE0 || a >= id || b < TOK_BYTE0 || b >= id) {
-            set_err(err,
-                    "%s: merge %d joins ids %d and %d, but only ids %d..%d exist before "
-                    "it; the file is corrupt, re-run ./train prepare",
-                    name, m, a, b, TOK_BYTE0, id - 1);
+            errorf(err,
+                   "%s: merge %d joins ids %d and %d, but only ids %d..%d exist before "
+                   "it; the file is corrupt, re-run ./train prepare",
+                   name, m, a, b, TOK_BYTE0, id - 1);
             tokenizer_free(t);
             return NULL;
         }
         uint32_t la = off[a + 1] - off[a], lb = off[b + 1] - off[b];
         if (la + lb > MAX_CHUNK) {
-            set_err(err,
-                    "%s: merge %d makes a %u-byte token, longer than the %d-byte "
-                    "pre-tokens; the file is corrupt, re-run ./train prepare",
-                    name, m, la + lb, MAX_CHUNK);
+            errorf(err,
+                   "%s: merge %d makes a %u-byte token, longer than the %d-byte "
+                   "pre-tokens; the file is corrupt, re-run ./train prepare",
+                   name, m, la + lb, MAX_CHUNK);
             tokenizer_free(t);
             return NULL;
         }
@@ -224,10 +216,10 @@ static Tokenizer *build(int *merges, int nmerges, const char *name, char *err) {
         size_t i = hash64(k) & t->rank_mask;
         while (t->rank_id[i] && t->rank_key[i] != k) i = (i + 1) & t->rank_mask;
         if (t->rank_id[i]) {
-            set_err(err,
-                    "%s: merge %d repeats the pair (%d, %d) of merge %d; the file is "
-                    "corrupt, re-run ./train prepare",
-                    name, m, a, b, t->rank_id[i] - TOK_NBASE);
+            errorf(err,
+                   "%s: merge %d repeats the pair (%d, %d) of merge %d; the file is "
+                   "corrupt, re-run ./train prepare",
+                   name, m, a, b, t->rank_id[i] - TOK_NBASE);
             tokenizer_free(t);
             return NULL;
         }
@@ -370,10 +362,10 @@ long tokenizer_decode(const Tokenizer *t, const int *ids, size_t n, char *out, s
     for (size_t i = 0; i < n; i++) {
         int id = ids[i];
         if (id < 0 || id >= V) {
-            set_err(err,
-                    "token %zu has id %d, outside this tokenizer's range 0..%d; the "
-                    "tokens were made with another tokenizer",
-                    i, id, V - 1);
+            errorf(err,
+                   "token %zu has id %d, outside this tokenizer's range 0..%d; the "
+                   "tokens were made with another tokenizer",
+                   i, id, V - 1);
             return -1;
         }
         size_t l = t->piece_off[id + 1] - t->piece_off[id];
@@ -635,10 +627,10 @@ static void push_touched(Bpe *b) {
 Tokenizer *tokenizer_train(const char *text, size_t len, int vocab_size, int verbose,
                            char *err) {
     if (vocab_size < TOK_NBASE || vocab_size > MAX_VOCAB) {
-        set_err(err,
-                "vocabulary size %d is out of range: it must be at least %d (3 special "
-                "tokens and 256 bytes) and at most %d",
-                vocab_size, TOK_NBASE, MAX_VOCAB);
+        errorf(err,
+               "vocabulary size %d is out of range: it must be at least %d (3 special "
+               "tokens and 256 bytes) and at most %d",
+               vocab_size, TOK_NBASE, MAX_VOCAB);
         return NULL;
     }
     const unsigned char *s = (const unsigned char *)text;
@@ -702,8 +694,8 @@ Tokenizer *tokenizer_train(const char *text, size_t len, int vocab_size, int ver
 oom:
     bpe_free(&b);
     free(merges);
-    set_err(err, "out of memory while learning the tokenizer from %zu bytes of text",
-            len);
+    errorf(err, "out of memory while learning the tokenizer from %zu bytes of text",
+           len);
     return NULL;
 }
 
@@ -715,7 +707,7 @@ int tokenizer_save(const Tokenizer *t, const char *path, char *err) {
     size_t size = HEADER_BYTES + 8 * (size_t)t->nmerges;
     unsigned char *buf = malloc(size);
     if (!buf) {
-        set_err(err, "out of memory while saving the tokenizer to %s", path);
+        errorf(err, "out of memory while saving the tokenizer to %s", path);
         return -1;
     }
     memcpy(buf, MAGIC, 8);
@@ -734,42 +726,42 @@ int tokenizer_save(const Tokenizer *t, const char *path, char *err) {
 Tokenizer *tokenizer_load(const char *path, char *err) {
     FILE *f = fopen(path, "rb");
     if (!f) {
-        set_err(err,
-                "cannot open the tokenizer file %s: %s; run ./train prepare to make it",
-                path, strerror(errno));
+        errorf(err,
+               "cannot open the tokenizer file %s: %s; run ./train prepare to make it",
+               path, strerror(errno));
         return NULL;
     }
     unsigned char h[HEADER_BYTES];
     size_t got = fread(h, 1, HEADER_BYTES, f);
     int *merges = NULL;
     if (memcmp(h, MAGIC, got < 8 ? got : 8)) {
-        set_err(err,
-                "%s is not a kronformer tokenizer file (bad magic); re-run ./train "
-                "prepare",
-                path);
+        errorf(err,
+               "%s is not a kronformer tokenizer file (bad magic); re-run ./train "
+               "prepare",
+               path);
         goto fail;
     }
     if (got < HEADER_BYTES) {
-        set_err(err,
-                "%s is truncated (%zu bytes, shorter than the %d-byte header); re-run "
-                "./train prepare",
-                path, got, HEADER_BYTES);
+        errorf(err,
+               "%s is truncated (%zu bytes, shorter than the %d-byte header); re-run "
+               "./train prepare",
+               path, got, HEADER_BYTES);
         goto fail;
     }
     uint32_t version = (uint32_t)get_le(h + 8, 4), vocab = (uint32_t)get_le(h + 12, 4),
              n = (uint32_t)get_le(h + 16, 4);
     if (version != FILE_VERSION) {
-        set_err(err,
-                "%s is a version %u tokenizer file, but this build reads only version "
-                "%d; re-run ./train prepare to rebuild it",
-                path, version, FILE_VERSION);
+        errorf(err,
+               "%s is a version %u tokenizer file, but this build reads only version "
+               "%d; re-run ./train prepare to rebuild it",
+               path, version, FILE_VERSION);
         goto fail;
     }
     if (n > MAX_VOCAB - TOK_NBASE || vocab != TOK_NBASE + n) {
-        set_err(err,
-                "%s is corrupt: vocabulary size %u with %u merges (it must be 259 + "
-                "merges, at most %d); re-run ./train prepare",
-                path, vocab, n, MAX_VOCAB);
+        errorf(err,
+               "%s is corrupt: vocabulary size %u with %u merges (it must be 259 + "
+               "merges, at most %d); re-run ./train prepare",
+               path, vocab, n, MAX_VOCAB);
         goto fail;
     }
     // check the size before allocating what the header claims
@@ -778,17 +770,17 @@ Tokenizer *tokenizer_load(const char *path, char *err) {
     if (size < 0 || fseek(f, HEADER_BYTES, SEEK_SET)) goto io;
     uint64_t want = HEADER_BYTES + 8 * (uint64_t)n;
     if ((uint64_t)size != want) {
-        set_err(err,
-                "%s is %s: %ld bytes, but %u merges need %llu; re-run ./train prepare",
-                path, (uint64_t)size < want ? "truncated" : "corrupt (trailing bytes)",
-                size, n, (unsigned long long)want);
+        errorf(err,
+               "%s is %s: %ld bytes, but %u merges need %llu; re-run ./train prepare",
+               path, (uint64_t)size < want ? "truncated" : "corrupt (trailing bytes)",
+               size, n, (unsigned long long)want);
         goto fail;
     }
     unsigned char *raw = malloc(8 * (size_t)n + 1);
     merges = malloc((2 * (size_t)n + 1) * sizeof *merges);
     if (!raw || !merges) {
         free(raw);
-        set_err(err, "out of memory while reading %u merges from %s", n, path);
+        errorf(err, "out of memory while reading %u merges from %s", n, path);
         goto fail;
     }
     got = fread(raw, 1, 8 * (size_t)n, f);
@@ -799,7 +791,7 @@ Tokenizer *tokenizer_load(const char *path, char *err) {
     fclose(f);
     return build(merges, (int)n, path, err);
 io:
-    set_err(err, "cannot read the tokenizer file %s: %s", path, strerror(errno));
+    errorf(err, "cannot read the tokenizer file %s: %s", path, strerror(errno));
 fail:
     free(merges);
     fclose(f);
