@@ -437,6 +437,29 @@ static void test_n1_is_dense(void) {
     free(p); free(a); free(b); free(ta); free(ga); free(gb);
 }
 
+// ALBERT's low-rank table A B (A: V x R, B: R x C) is word2ketXS with t = V x 1 and
+// q = 1 x C: row(w) = sum_k F_{k,0}[w, :] (x) F_{k,1}[0, :] = sum_k A[w, k] B[k, :].
+static void test_low_rank(void) {
+    const int V = 13, C = 7, R = 3, N = 4;
+    Embed e = make("kronxs:n=2,r=3,t=13x1,q=1x7,norm=none", V, C);
+    uint64_t rng = 9;
+    real *p = alloc(e.num_params), *out = alloc((size_t)N * C);
+    fill_normal(p, e.num_params, &rng);
+    const real *A = p, *B = p + R * V;   // embed.kronxs.0 (R, V, 1), embed.kronxs.1 (R, 1, C)
+    int tokens[4] = {0, 12, 5, 5};
+    embed_rows_forward(out, tokens, p, &e, N, 1);
+    double worst = 0;
+    for (int i = 0; i < N; i++)
+        for (int c = 0; c < C; c++) {
+            double want = 0;
+            for (int k = 0; k < R; k++) want += A[k * V + tokens[i]] * B[k * C + c];
+            worst = fmax(worst, fabs(out[i * C + c] - want));
+        }
+    CHECK(e.num_params == (size_t)R * (V + C) && worst < 1e-12,
+          "low rank: kronxs t=Vx1, q=1xC is A B", "params %zu, worst %g", e.num_params, worst);
+    free(p); free(out);
+}
+
 // ----------------------------------------------------------------------------
 // Oracle rows and finite-difference gradients
 
@@ -464,6 +487,9 @@ static const Case cases[] = {
     {"kron:n=2,r=2,q=3x4,head=2,norm=rms", 10, 12},
     {"kron:n=3,r=1,q=2x3x2,order=freq,norm=ln", 10, 10},
     {"kron:n=2,r=1,q=3x4,head=4,order=freq", 10, 12},
+    {"kronxs:n=2,r=3,q=3x4,t=4x3,norm=none", 10, 10},   // the plain product rows
+    {"kron:n=3,r=3,q=2x3x2,norm=none", 10, 12},
+    {"kronxs:n=2,r=2,q=1x12,t=10x1,norm=none", 10, 12}, // low rank, V x 2 times 2 x C
 };
 #define NCASES (int)(sizeof cases / sizeof cases[0])
 
@@ -632,6 +658,7 @@ int main(void) {
     test_counts();
     test_hand();
     test_n1_is_dense();
+    test_low_rank();
     test_oracle_and_gradients();
     test_init();
 #ifdef _OPENMP
