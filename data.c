@@ -5,7 +5,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include "data.h"
 #include "tokenizer.h"
@@ -62,43 +61,12 @@ int tokfile_write(const char *path, uint64_t checksum, const int32_t *tok,
     return replace_commit(fp, path, err);
 }
 
-// Reads the whole file into memory; returns NULL with a message on failure.
-static unsigned char *slurp(const char *path, size_t *len, char *err) {
-    FILE *fp = fopen(path, "rb");
-    if (!fp) {
-        errorf(err, "cannot open %s: %s (run ./train prepare first?)", path,
-               strerror(errno));
-        return NULL;
-    }
-    // a directory opens, and its "size" would be a huge allocation: refuse it
-    struct stat st;
-    if (fstat(fileno(fp), &st) != 0 || !S_ISREG(st.st_mode)) {
-        errorf(err, "%s is not a regular file (a directory?); re-run ./train "
-               "prepare", path);
-        fclose(fp);
-        return NULL;
-    }
-    long size = -1;
-    if (fseek(fp, 0, SEEK_END) == 0) size = ftell(fp);
-    unsigned char *buf = size >= 0 ? malloc((size_t)size + 1) : NULL;
-    if (!buf || fseek(fp, 0, SEEK_SET) != 0 ||
-        fread(buf, 1, (size_t)size, fp) != (size_t)size) {
-        errorf(err, "cannot read %s: %s", path,
-               size < 0 ? strerror(errno) : buf ? "read error" : "out of memory");
-        free(buf);
-        fclose(fp);
-        return NULL;
-    }
-    fclose(fp);
-    *len = (size_t)size;
-    return buf;
-}
-
 int tokfile_read(TokenFile *f, const char *path, char *err) {
     memset(f, 0, sizeof *f);
     size_t len;
-    unsigned char *buf = slurp(path, &len, err);
-    if (!buf) return 1;
+    char *file;
+    if (read_file(path, &file, &len, err)) return 1;
+    unsigned char *buf = (unsigned char *)file;
     const char *why = NULL;
     uint64_t n = 0, ntok = 0;
     if (len < 8 || memcmp(buf, TOK_MAGIC, 8) != 0) {
