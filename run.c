@@ -966,7 +966,7 @@ static int write_summary(const FitOptions *o, const Config *c, const FitResult *
     fprintf(f, ",\n  \"val_perplexity\": ");
     json_number(f, r->val_ppl);
     fprintf(f, ",\n  \"val_bleu\": {\"sentences\": %d, \"greedy\": ",
-            isfinite(r->val_bleu_greedy) ? o->bleu_sentences : 0);
+            r->val_bleu_sentences);
     json_number(f, r->val_bleu_greedy);
     fprintf(f, ", \"beam\": ");
     json_number(f, r->val_bleu_beam);
@@ -1004,6 +1004,7 @@ static int validation_bleu(Model *m, const Dataset *d, const FitOptions *o, FitR
     r->val_bleu_greedy = greedy.bleu.bleu;
     r->val_bleu_beam = beam.bleu.bleu;
     r->val_chrf_beam = beam.chrf;
+    r->val_bleu_sentences = beam.sentences;
     printf("fit: val BLEU %.2f greedy, %.2f beam %d (chrF2 %.2f), %d sentences in %.1f + %.1f s\n",
            greedy.bleu.bleu, beam.bleu.bleu, o->bleu_beam, beam.chrf, beam.sentences,
            greedy.seconds, beam.seconds);

@@ -62,6 +62,7 @@ typedef struct {
     double tokens_per_s, seconds, peak_rss_mb;
     int interrupted;             // stopped early by SIGINT/SIGTERM (and saved)
     double val_bleu_greedy, val_bleu_beam, val_chrf_beam;   // NAN if not scored
+    int val_bleu_sentences;                                  // how many were scored
 } FitResult;
 
 void fit_defaults(FitOptions *o);
