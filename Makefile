@@ -34,9 +34,10 @@ CFLAGS += -Wno-unknown-pragmas
 endif
 
 # SAN=1 (make sanitize): AddressSanitizer and UndefinedBehaviorSanitizer, objects in
-# build-san/; any report stops the program (halt_on_error), which the tests count.
+# build-san/ (build-mpi-san/ with USE_MPI=1, as tests/test_mpi.sh builds under it);
+# any report stops the program (halt_on_error), which the tests count.
 ifeq ($(SAN),1)
-BUILD_ROOT = build-san
+BUILD_ROOT := $(BUILD_ROOT)-san
 CFLAGS += -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined
 LDLIBS += -fsanitize=address,undefined
 endif
@@ -76,7 +77,8 @@ $(BUILD)/double/%.o: %.c $(HDR)
 	$(CC) $(CFLAGS) -DKF_DOUBLE -c -o $@ $<
 $(MODE):
 	@mkdir -p $(dir $@)
-	@rm -f build/.linked build/ref/.linked build-mpi/.linked build-mpi/ref/.linked build-san/.linked
+	@rm -f build/.linked build/ref/.linked build-mpi/.linked build-mpi/ref/.linked build-san/.linked \
+	       build-mpi-san/.linked
 	@touch $@
 
 $(PROG): train.c $(OBJ) $(HDR) $(MODE)

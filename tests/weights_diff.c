@@ -13,14 +13,22 @@ int main(int argc, char **argv) {
     Model a, b;
     Tokenizer *ta, *tb;
     char err[KF_ERRLEN];
-    if (run_load(&a, &ta, NULL, argv[1], err) || run_load(&b, &tb, NULL, argv[2], err)) {
+    if (run_load(&a, &ta, NULL, argv[1], err)) {
         fprintf(stderr, "weights_diff: %s\n", err);
         return 2;
     }
+    if (run_load(&b, &tb, NULL, argv[2], err)) {
+        fprintf(stderr, "weights_diff: %s\n", err);
+        model_free(&a);
+        tokenizer_free(ta);
+        return 2;
+    }
+    int rc = 0;
     if (a.num_params != b.num_params) {
         fprintf(stderr, "weights_diff: %zu against %zu weights; compare runs of one model\n",
                 a.num_params, b.num_params);
-        return 2;
+        rc = 2;
+        goto done;
     }
     double dmax = 0, wmax = 0;
     for (size_t i = 0; i < a.num_params; i++) {
@@ -29,5 +37,10 @@ int main(int argc, char **argv) {
         if (w > wmax) wmax = w;
     }
     printf("max_abs %.3g max_weight %.3g n %zu\n", dmax, wmax, a.num_params);
-    return 0;
+done:
+    model_free(&a);
+    model_free(&b);
+    tokenizer_free(ta);
+    tokenizer_free(tb);
+    return rc;
 }
