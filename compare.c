@@ -142,7 +142,7 @@ static int write_report(const FitOptions *base, const Slot *slots, int n, const 
     if (base->minutes > 0) fprintf(f, "%g minutes", base->minutes);
     else fprintf(f, "%ld steps", base->steps);
     fprintf(f, ". Final train loss: mean of the last 20 steps. Val BLEU: sacreBLEU's corpus "
-            "BLEU of the first %d validation sentences, greedy and beam %d (empty for an lm "
+            "BLEU of the validation sentences (at most %d), greedy and beam %d (empty for an lm "
             "or --bleu-sentences 0). Loss curves: loss.svg.\n\n", base->bleu_sentences,
             base->bleu_beam);
     fprintf(f, "| run | embedding | params | embedding params | compression | final train "
