@@ -7,6 +7,9 @@
 #    FLOPs, MFU, per-kernel profile) and, if python3 has torch, the same step in PyTorch
 #    (../shared/bench/torch_step.py), alternately ROUNDS times (default 3); the ratio of
 #    the medians.
+# 3. the same step with factorized embeddings (the tied table built from its factors
+#    every step) against dense, alternately ROUNDS times: each one's median and its ratio
+#    to dense.
 # For the comparisons: apt-get install python3-numpy python3-torch libopenblas0-pthread
 # (without OpenBLAS, Debian's numpy runs the slow reference BLAS). Machines are noisy:
 # compare figures from one run, on an otherwise idle machine.
@@ -58,3 +61,22 @@ if [ "$have_torch" = 1 ]; then
     torch_ms=$(summary "$tmp/torch" | cut -d' ' -f1)
     awk -v a="$ours_ms" -v b="$torch_ms" 'BEGIN { printf "speed-up over PyTorch (tokens/s ratio): %.2fx\n", b / a }'
 fi
+
+echo
+echo "== training step with factorized embeddings ($THREADS threads, $ROUNDS rounds, alternately)"
+SPECS="dense kronxs:n=2,r=18 kronxs:n=2,r=36 kron:n=2,r=1 kronxs:n=2,r=18,head=200,order=freq,layout=diag"
+for r in $(seq "$ROUNDS"); do
+    i=0
+    for spec in $SPECS; do
+        i=$((i + 1))
+        ./bench/bench_step 10 "$spec" | grep -o 'step_ms_median=[0-9.]*' >>"$tmp/emb$i" || exit 1
+    done
+done
+i=0
+for spec in $SPECS; do
+    i=$((i + 1))
+    line=$(summary "$tmp/emb$i")
+    [ "$i" = 1 ] && dense_ms=${line%% *}
+    awk -v s="$spec" -v l="$line" -v a="${line%% *}" -v d="$dense_ms" \
+        'BEGIN { printf "%-52s %s  %.3fx dense\n", s, l, a / d }'
+done
