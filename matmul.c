@@ -15,6 +15,7 @@
 // the transposes cost nothing beyond the copy, and zero-pads ragged edges so that the
 // micro-kernel always computes a full tile. Every element of C is summed over k in the
 // same order whatever the tiling, so the result does not depend on the number of threads.
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include "matmul.h"
@@ -27,17 +28,19 @@
 #define OMP(x)
 #endif
 
-#if defined(__AVX2__) && defined(__FMA__) && !defined(KF_DOUBLE)
+// The AVX2 and AVX-512 kernels are compiled into every float build on x86 through
+// target attributes (no -march needed) and chosen at run time by cpuid; the double build
+// (the finite-difference tests) has only the portable kernel.
+#if (defined(__x86_64__) || defined(__i386__)) && defined(__GNUC__) && !defined(KF_DOUBLE)
 #include <immintrin.h>
-#define MM_AVX2 1
+#define MM_X86 1
+#define TARGET_AVX2 __attribute__((target("avx2,fma")))
+#define TARGET_AVX512 __attribute__((target("avx512f")))
 #endif
 
-// Register tile MR x NR: 6 x 16 floats = 12 AVX2 accumulators, plus two B vectors and a
-// broadcast A value, fits the 16 ymm registers. KC x NR of B (16 KB) stays in L1, MC x KC
-// of A (144 KB) in L2, KC x NC of B (at most 4 MB per thread) in L3. MC is a multiple of
-// MR, NC of NR. (Float sizes; the double build keeps the same shapes.)
-#define MR 6
-#define NR 16
+// Cache blocking, the same for every kernel: KC x NR of B stays in L1, MC x KC of A
+// (144 KB) in L2, KC x NC of B (at most 4 MB per thread) in L3. MC is a multiple of each
+// kernel's MR (6 and 12). (Float sizes; the double build keeps the same shapes.)
 #define KC 256
 #define MC 144
 #define NC 4080
@@ -48,31 +51,23 @@
 static inline int imin(int a, int b) { return a < b ? a : b; }
 static inline int ceil_div(int a, int b) { return (a + b - 1) / b; }
 static inline int round_up(int a, int b) { return ceil_div(a, b) * b; }
-
-const char *mm_kernel_name(void) {
-#if defined(KF_REF)
-    return "reference";
-#elif defined(MM_AVX2)
-    return "avx2-fma";
-#else
-    return "portable";
-#endif
-}
+// (a GCC and Clang builtin on every target: prefetcht0 on x86)
+static inline void prefetch(const void *p) { __builtin_prefetch(p, 0, 3); }
 
 // ----------------------------------------------------------------------------
 // packing
 
 // Packing a matrix whose columns are contiguous goes PACK_P columns at a time.
 #define PACK_P 8
-#ifdef MM_AVX2
-static inline void prefetch(const void *p) { _mm_prefetch((const char *)p, _MM_HINT_T0); }
-#else
-static inline void prefetch(const void *p) { (void)p; }
-#endif
 
-#ifdef MM_AVX2
+// Fast path of pack() for s_p = 1 (rows of X contiguous), or NULL: packs the first p of
+// the kc columns, returns p (see pack_panel_avx2).
+typedef int PackPanel(real *restrict dst, const real *restrict x, ptrdiff_t s_r, int n,
+                      int ahead, int kc, int W);
+
+#ifdef MM_X86
 // In-register transpose of the 8 x 8 block whose rows are v[0..7].
-static inline void transpose8(__m256 v[8]) {
+TARGET_AVX2 static inline void transpose8(__m256 v[8]) {
     __m256 t[8], s[8];
     for (int i = 0; i < 8; i += 2) {
         t[i] = _mm256_unpacklo_ps(v[i], v[i + 1]);     // v_i0 v_i+1,0 v_i1 v_i+1,1 | cols 4,5
@@ -91,7 +86,7 @@ static inline void transpose8(__m256 v[8]) {
 }
 
 // Stores the first w (1..8) lanes of v at d.
-static inline void store_lanes(float *d, __m256 v, int w) {
+TARGET_AVX2 static inline void store_lanes(float *d, __m256 v, int w) {
     if (w == 8) { _mm256_storeu_ps(d, v); return; }
     __m128 x = _mm256_castps256_ps128(v);
     if (w >= 4) { _mm_storeu_ps(d, x); x = _mm256_extractf128_ps(v, 1); d += 4; w -= 4; }
@@ -99,11 +94,12 @@ static inline void store_lanes(float *d, __m256 v, int w) {
     if (w) _mm_store_ss(d, x);
 }
 
-// The transposing copy below for s_p = 1, 8 x 8 blocks at a time through registers,
+// The transposing copy of pack() for s_p = 1, 8 x 8 blocks at a time through registers,
 // fetching ahead the same part of the next `ahead` rows (the next panel); returns how
-// many p it packed (kc rounded down to 8).
-static int pack_panel_avx2(float *restrict dst, const float *restrict x, ptrdiff_t s_r,
-                           int n, int ahead, int kc, int W) {
+// many p it packed (kc rounded down to 8). Any W works: the last 8-row group of a panel
+// stores only its W % 8 rows. Serves the AVX2 and the AVX-512 kernels.
+TARGET_AVX2 static int pack_panel_avx2(float *restrict dst, const float *restrict x,
+                                       ptrdiff_t s_r, int n, int ahead, int kc, int W) {
     int p = 0;
     for (; p + 8 <= kc; p += 8) {
         for (int r = 0; r < ahead; r++) prefetch(x + (W + r) * s_r + p);
@@ -123,7 +119,7 @@ static int pack_panel_avx2(float *restrict dst, const float *restrict x, ptrdiff
 // ceil(n/W) micro-panels dst[n/W][kc][W]: for each p the W values X(r0..r0+W-1, p) side
 // by side, rows past n zero. The loop order follows the memory order of X.
 static void pack(real *restrict dst, const real *restrict x, ptrdiff_t s_r, ptrdiff_t s_p,
-                 int n, int kc, int W) {
+                 int n, int kc, int W, PackPanel *pack_panel) {
     if (s_r == 1) { // X(., p) is contiguous: copy runs of it, PACK_P values of p at a time,
         // so that the source rows stay in L1 and each panel gets a contiguous run of output
         // (one p at a time, the panels' stores alias in L1: they are kc*W apart)
@@ -136,8 +132,8 @@ static void pack(real *restrict dst, const real *restrict x, ptrdiff_t s_r, ptrd
                 for (int p = p0; p < p1; p++) {
                     const real *xp = x + p * s_p + r0;
                     real *d = dst + (size_t)r0 * kc + (size_t)p * W;
-                    if (n - r0 >= W) // (W is a constant here: the copy is a move or two)
-                        memcpy(d, xp, W * sizeof(real));
+                    if (n - r0 >= W) // (a loop, not memcpy: W is not a constant, and short)
+                        for (int r = 0; r < W; r++) d[r] = xp[r];
                     else
                         for (int r = 0; r < W; r++) d[r] = r0 + r < n ? xp[r] : 0;
                 }
@@ -148,34 +144,65 @@ static void pack(real *restrict dst, const real *restrict x, ptrdiff_t s_r, ptrd
     for (int r0 = 0; r0 < n; r0 += W, dst += (size_t)W * kc) {
         const real *xr = x + r0 * s_r;
         int w = imin(W, n - r0), p = 0;
-#ifdef MM_AVX2
-        if (s_p == 1) p = pack_panel_avx2(dst, xr, s_r, w, imin(W, n - r0 - w), kc, W);
-#endif
+        if (s_p == 1 && pack_panel) p = pack_panel(dst, xr, s_r, w, imin(W, n - r0 - w), kc, W);
         for (; p < kc; p++)
             for (int r = 0; r < W; r++) dst[(size_t)p * W + r] = r < w ? xr[r * s_r + p * s_p] : 0;
     }
 }
 
 // ----------------------------------------------------------------------------
-// micro-kernel: acc[MR][NR] = sum_p a[p][0..MR) (outer) b[p][0..NR), then the mr x nr
-// valid corner goes to C: c = acc (add = 0) or c += acc (add = 1).
+// micro-kernels: acc[MR][NR] = sum_p a[p][0..MR) (outer) b[p][0..NR), then the mr x nr
+// valid corner goes to C: c = acc (add = 0) or c += acc (add = 1). a is an MR-tall
+// micro-panel [kc][MR], b an NR-wide one [kc][NR] (64-byte aligned). Each element's sum
+// runs over p in order, one multiply-add at a time, in every kernel: the AVX2 and
+// AVX-512 kernels (both fused multiply-adds) give the same bits.
+typedef void MicroKernel(int kc, const real *restrict a, const real *restrict b,
+                         real *restrict c, ptrdiff_t ldc, int mr, int nr, int add);
 
-// The edge path of both kernels; also the whole store of the portable kernel.
-static void store_tile(real *restrict c, ptrdiff_t ldc, const real *restrict acc,
+// The edge path of the AVX2 kernel; also the whole store of the portable kernel. acc is
+// [MR][NR] with row stride NR.
+static void store_tile(real *restrict c, ptrdiff_t ldc, const real *restrict acc, int NR,
                        int mr, int nr, int add) {
     for (int i = 0; i < mr; i++)
         for (int j = 0; j < nr; j++)
             c[i * ldc + j] = add ? c[i * ldc + j] + acc[i * NR + j] : acc[i * NR + j];
 }
 
-#ifdef MM_AVX2
-// The 12 accumulators are named variables: as an array, GCC keeps them in memory.
-static void micro_kernel(int kc, const float *restrict a, const float *restrict b,
-                         float *restrict c, ptrdiff_t ldc, int mr, int nr, int add) {
-    for (int i = 0; i < mr; i++) { // C is needed only at the end: fetch it meanwhile
+// Portable, 6 x 16: one row of the tile at a time, so that its NR accumulators fit in
+// vector registers (with all MR x NR of them, the compiler keeps the tile in memory).
+#define PORTABLE_MR 6
+#define PORTABLE_NR 16
+static void micro_portable(int kc, const real *restrict a, const real *restrict b,
+                           real *restrict c, ptrdiff_t ldc, int mr, int nr, int add) {
+    enum { MR = PORTABLE_MR, NR = PORTABLE_NR };
+    real acc[MR * NR];
+    for (int i = 0; i < MR; i++) {
+        real t[NR] = {0};
+        for (int p = 0; p < kc; p++)
+            for (int j = 0; j < NR; j++) t[j] += a[p * MR + i] * b[p * NR + j];
+        memcpy(acc + i * NR, t, sizeof t);
+    }
+    store_tile(c, ldc, acc, NR, mr, nr, add);
+}
+
+#ifdef MM_X86
+// The first and last element of each row of the mr x nr tile of C.
+static inline void prefetch_tile(const float *c, ptrdiff_t ldc, int mr, int nr) {
+    for (int i = 0; i < mr; i++) {
         prefetch(c + i * ldc);
         prefetch(c + i * ldc + nr - 1);
     }
+}
+
+// AVX2 + FMA, 6 x 16 floats: 12 ymm accumulators, plus two B vectors and a broadcast A
+// value, fit the 16 ymm registers; KC x NR of B is 16 KB. The 12 accumulators are named
+// variables: as an array, GCC keeps them in memory.
+#define AVX2_MR 6
+#define AVX2_NR 16
+TARGET_AVX2 static void micro_avx2(int kc, const float *restrict a, const float *restrict b,
+                                   float *restrict c, ptrdiff_t ldc, int mr, int nr, int add) {
+    enum { MR = AVX2_MR, NR = AVX2_NR };
+    prefetch_tile(c, ldc, mr, nr); // C is needed only at the end: fetch it meanwhile
     __m256 c00 = _mm256_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00,
            c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00;
     // Unrolled (GCC and Clang read this pragma), the loop runs ~15% faster.
@@ -206,24 +233,139 @@ static void micro_kernel(int kc, const float *restrict a, const float *restrict 
             _mm256_storeu_ps(tmp + i * NR, acc[i][0]);
             _mm256_storeu_ps(tmp + i * NR + 8, acc[i][1]);
         }
-        store_tile(c, ldc, tmp, mr, nr, add);
+        store_tile(c, ldc, tmp, NR, mr, nr, add);
     }
 }
-#else
-// Portable: one row of the tile at a time, so that its NR accumulators fit in vector
-// registers (with all MR x NR of them, the compiler keeps the tile in memory).
-static void micro_kernel(int kc, const real *restrict a, const real *restrict b,
-                         real *restrict c, ptrdiff_t ldc, int mr, int nr, int add) {
-    real acc[MR * NR];
-    for (int i = 0; i < MR; i++) {
-        real t[NR] = {0};
-        for (int p = 0; p < kc; p++)
-            for (int j = 0; j < NR; j++) t[j] += a[p * MR + i] * b[p * NR + j];
-        memcpy(acc + i * NR, t, sizeof t);
+
+// AVX-512, 12 x 32 floats: 24 zmm accumulators (two 16-float vectors per row), the two B
+// vectors and a broadcast A value use 27 of the 32 zmm registers. Why this shape: per p
+// it loads 2 B vectors and 12 A values for 24 multiply-adds (the FMA units, not the
+// loads, set the pace; 6 x 16 in ymm loads 8 values for 12), and 24 independent chains
+// cover the FMA latency (4 cycles x 2 units) three times over. A wider tile (6 x 64)
+// would need a B micro-panel of KC x 64 floats = 64 KB, more than L1; 12 x 32 needs
+// 32 KB. 12 divides MC. Edges are masked loads and stores, so no temporary tile.
+#define AVX512_MR 12
+#define AVX512_NR 32
+TARGET_AVX512 static void micro_avx512(int kc, const float *restrict a, const float *restrict b,
+                                       float *restrict c, ptrdiff_t ldc, int mr, int nr, int add) {
+    enum { MR = AVX512_MR, NR = AVX512_NR };
+    prefetch_tile(c, ldc, mr, nr); // C is needed only at the end: fetch it meanwhile
+    __m512 c00 = _mm512_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00,
+           c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00,
+           c60 = c00, c61 = c00, c70 = c00, c71 = c00, c80 = c00, c81 = c00,
+           c90 = c00, c91 = c00, cA0 = c00, cA1 = c00, cB0 = c00, cB1 = c00;
+#pragma GCC unroll 2
+    for (int p = 0; p < kc; p++, a += MR, b += NR) {
+        __m512 b0 = _mm512_load_ps(b), b1 = _mm512_load_ps(b + 16), ai;
+#define ROW(i, x)                                   \
+        ai = _mm512_set1_ps(a[i]);                  \
+        c##x##0 = _mm512_fmadd_ps(ai, b0, c##x##0); \
+        c##x##1 = _mm512_fmadd_ps(ai, b1, c##x##1);
+        ROW(0, 0) ROW(1, 1) ROW(2, 2) ROW(3, 3) ROW(4, 4) ROW(5, 5)
+        ROW(6, 6) ROW(7, 7) ROW(8, 8) ROW(9, 9) ROW(10, A) ROW(11, B)
+#undef ROW
     }
-    store_tile(c, ldc, acc, mr, nr, add);
+    __m512 acc[MR][2] = {{c00, c01}, {c10, c11}, {c20, c21}, {c30, c31}, {c40, c41}, {c50, c51},
+                         {c60, c61}, {c70, c71}, {c80, c81}, {c90, c91}, {cA0, cA1}, {cB0, cB1}};
+    // lanes j < nr of the two vectors of a row
+    __mmask16 m0 = nr >= 16 ? 0xffff : (__mmask16)((1u << nr) - 1);
+    __mmask16 m1 = nr <= 16 ? 0 : (__mmask16)((1u << (nr - 16)) - 1);
+    for (int i = 0; i < mr; i++) {
+        float *ci = c + i * ldc;
+        if (add) {
+            acc[i][0] = _mm512_add_ps(_mm512_maskz_loadu_ps(m0, ci), acc[i][0]);
+            acc[i][1] = _mm512_add_ps(_mm512_maskz_loadu_ps(m1, ci + 16), acc[i][1]);
+        }
+        _mm512_mask_storeu_ps(ci, m0, acc[i][0]);
+        _mm512_mask_storeu_ps(ci + 16, m1, acc[i][1]);
+    }
 }
+
+// The run-time checks (cpuid, and that the OS saves the registers): the AVX-512 kernel
+// packs with the AVX2 code.
+static int has_avx2_fma(void) {
+    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+}
+static int has_avx512(void) { return has_avx2_fma() && __builtin_cpu_supports("avx512f"); }
 #endif
+
+// ----------------------------------------------------------------------------
+// the kernel table and the choice among them
+
+typedef struct {
+    const char *name;
+    int MR, NR;              // register tile; the packing follows it
+    MicroKernel *micro;
+    PackPanel *pack_panel;   // fast packing of contiguous rows, or NULL
+    int (*supported)(void);  // can this CPU run it (NULL: always)
+} Kernel;
+
+// Worst to best: the best one the CPU supports is the default.
+static const Kernel kernels[] = {
+    {.name = "portable", .MR = PORTABLE_MR, .NR = PORTABLE_NR, .micro = micro_portable},
+#ifdef MM_X86
+    {.name = "avx2-fma", .MR = AVX2_MR, .NR = AVX2_NR, .micro = micro_avx2,
+     .pack_panel = pack_panel_avx2, .supported = has_avx2_fma},
+    {.name = "avx512", .MR = AVX512_MR, .NR = AVX512_NR, .micro = micro_avx512,
+     .pack_panel = pack_panel_avx2, .supported = has_avx512},
+#endif
+};
+#define NKERNELS ((int)(sizeof kernels / sizeof kernels[0]))
+
+// NULL until the first product (or mm_use_kernel); atomic because the first products
+// may come from several threads at once.
+static _Atomic(const Kernel *) kernel_in_use;
+
+const char *mm_kernel_list(int i) { return i >= 0 && i < NKERNELS ? kernels[i].name : NULL; }
+
+int mm_use_kernel(const char *name) {
+    for (int i = 0; i < NKERNELS; i++)
+        if (strcmp(name, kernels[i].name) == 0) {
+            if (kernels[i].supported && !kernels[i].supported()) return 2;
+            atomic_store(&kernel_in_use, &kernels[i]);
+            return 0;
+        }
+    return 1;
+}
+
+int mm_kernel_from_env(char *err) {
+    const char *name = getenv("KF_MM_KERNEL");
+    if (!name || !*name) return 0;
+    int status = mm_use_kernel(name);
+    if (status == 0) return 0;
+    char names[128] = "";
+    for (int i = 0; i < NKERNELS; i++)
+        snprintf(names + strlen(names), sizeof names - strlen(names), "%s%s", i ? ", " : "",
+                 kernels[i].name);
+    return errorf(err, "KF_MM_KERNEL=%s: %s (the kernels of this build: %s)", name,
+                  status == 1 ? "no such kernel" : "this CPU cannot run it", names);
+}
+
+// The kernel of the products: on first use KF_MM_KERNEL if set (a bad value ends the
+// program with exit status 2), else the best the CPU supports.
+static const Kernel *kernel(void) {
+    const Kernel *k = atomic_load(&kernel_in_use);
+    if (k) return k;
+    char err[KF_ERRLEN];
+    if (mm_kernel_from_env(err)) {
+        fprintf(stderr, "error: %s\n", err);
+        exit(2);
+    }
+    int best = 0;
+    for (int i = 0; i < NKERNELS; i++)
+        if (!kernels[i].supported || kernels[i].supported()) best = i;
+    const Kernel *none = NULL; // (unless KF_MM_KERNEL or another thread chose meanwhile)
+    atomic_compare_exchange_strong(&kernel_in_use, &none, &kernels[best]);
+    return atomic_load(&kernel_in_use);
+}
+
+const char *mm_kernel_name(void) {
+#ifdef KF_REF
+    return "reference";
+#else
+    return kernel()->name;
+#endif
+}
 
 // ----------------------------------------------------------------------------
 // driver
@@ -258,6 +400,8 @@ static int gemm(real *c, const real *a, const real *b, int M, int N, int K,
     // twice): each packs the rows of A and the columns of B that its block needs, so A
     // is packed tc times and B tr times; the grid minimizes that. The K slices depend on
     // K only: they fix the summation order.
+    const Kernel *ker = kernel();
+    const int MR = ker->MR, NR = ker->NR;
     int nt = 1;
 #ifdef _OPENMP
     if (!omp_in_parallel())
@@ -293,15 +437,15 @@ static int gemm(real *c, const real *a, const real *b, int M, int N, int K,
                 int kcur = imin(kc, K - pc);
                 int add = mode == ACCUMULATE || pc > 0;   // later K slices add to the first
                 // the columns of B are the rows of its panels
-                pack(pb, b + pc * b_k + jc * b_j, b_j, b_k, ncur, kcur, NR);
+                pack(pb, b + pc * b_k + jc * b_j, b_j, b_k, ncur, kcur, NR, ker->pack_panel);
                 for (int ic = m0; ic < m1; ic += mc) {
                     int mcur = imin(mc, m1 - ic);
-                    pack(pa, a + ic * a_i + pc * a_k, a_i, a_k, mcur, kcur, MR);
+                    pack(pa, a + ic * a_i + pc * a_k, a_i, a_k, mcur, kcur, MR, ker->pack_panel);
                     for (int jr = 0; jr < ncur; jr += NR)
                         for (int ir = 0; ir < mcur; ir += MR)
-                            micro_kernel(kcur, pa + (size_t)ir * kcur, pb + (size_t)jr * kcur,
-                                         c + (size_t)(ic + ir) * ldc + jc + jr, ldc,
-                                         imin(MR, mcur - ir), imin(NR, ncur - jr), add);
+                            ker->micro(kcur, pa + (size_t)ir * kcur, pb + (size_t)jr * kcur,
+                                       c + (size_t)(ic + ir) * ldc + jc + jr, ldc,
+                                       imin(MR, mcur - ir), imin(NR, ncur - jr), add);
                 }
             }
         }

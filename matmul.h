@@ -37,7 +37,22 @@ void mm_nn_ref(real *c, const real *a, const real *b, int M, int N, int K,
 void mm_tn_ref(real *c, const real *a, const real *b, int M, int N, int K,
                int lda, int ldb, int ldc, WriteMode mode);
 
-// Which inner kernel the fast path uses ("avx2-fma" or "portable"), for logs and bench.
+// The micro-kernel of the fast path is chosen at run time, once: the best this CPU runs
+// of "portable" (plain C, always), "avx2-fma" (6x16 tile in ymm registers) and "avx512"
+// (12x32 in zmm); the x86 ones exist only in the float build. The environment variable
+// KF_MM_KERNEL=NAME, read at the first product, picks one instead (to compare them); a
+// name this build or CPU cannot run ends the program with a one-line error, exit 2.
+// For a given kernel the results do not depend on the number of threads.
+
+// The name of the i-th kernel of this build, worst first (NULL past the end).
+const char *mm_kernel_list(int i);
+// Uses kernel `name` from now on: 0, or 1 if this build has no such kernel, 2 if this
+// CPU cannot run it (the kernel in use is then unchanged). For tests and benchmarks.
+int mm_use_kernel(const char *name);
+// Applies KF_MM_KERNEL now, if set: 0, or 1 with the message in err (a program calls
+// it first thing to report a bad value in its own way).
+int mm_kernel_from_env(char *err);
+// The kernel in use ("reference" in the KF_REF build), for logs and bench.
 const char *mm_kernel_name(void);
 
 #endif

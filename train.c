@@ -24,6 +24,7 @@
 #endif
 
 #include "model.h"
+#include "matmul.h"
 #include "tokenizer.h"
 #include "data/toydata.h"
 #include "fileio.h"
@@ -83,7 +84,10 @@ static const char *HELP_MAIN =
 "\n"
 "Bad input prints one line 'train: error: ...' and exits with status 2, writing\n"
 "nothing. Ctrl-C (or SIGTERM) stops fit and compare cleanly: the current step\n"
-"finishes, the checkpoint and summary are saved, the exit status is 130.\n";
+"finishes, the checkpoint and summary are saved, the exit status is 130.\n"
+"\n"
+"The matrix products use the fastest micro-kernel this CPU runs (avx512, avx2-fma or\n"
+"portable); the environment variable KF_MM_KERNEL=NAME picks one instead.\n";
 
 static const char *HELP_DEMO =
 "usage: ./train [demo [--minutes M] [--threads N]]\n"
@@ -1082,6 +1086,8 @@ int main(int argc, char **argv) {
     // A file size limit (ulimit -f) must fail the write (EFBIG), which says so and keeps
     // the previous checkpoint, not kill the process with SIGXFSZ.
     signal(SIGXFSZ, SIG_IGN);
+    char err[KF_ERRLEN];
+    if (mm_kernel_from_env(err)) error_exit("%s", err);
     if (argc < 2) return cmd_demo(argc, argv, 1);
     command = argv[1];
     if (is_help(command)) { fputs(HELP_MAIN, stdout); return 0; }

@@ -75,7 +75,7 @@ int main(int argc, char **argv) {
     for (int i = 0; i < steps; i++) { mn = ts[i] < mn ? ts[i] : mn; mx = ts[i] > mx ? ts[i] : mx; }
     double med = median(ts, steps);
     double flops = 3 * model_flops_forward(&m, B, S, T);   // backward is about twice the forward
-    printf("kronformer step (small: d256 3+3 layers 8 heads ffn1024 V8000 %s, B64 x 32+32, %d threads, kernel %s)\n",
+    printf("kronformer step (small: d256 3+3 layers 8 heads ffn1024 V8000 %s, B64 x 32+32, %d threads, matmul kernel %s)\n",
            embed, threads, mm_kernel_name());
     printf("  params=%zu step_ms_median=%.1f min=%.1f max=%.1f target_tokens_per_s=%.0f\n",
            m.num_params, med * 1e3, mn * 1e3, mx * 1e3, B * T / med);

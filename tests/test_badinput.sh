@@ -97,6 +97,8 @@ bad prepare_src_is_dir $TRAIN prepare --src "$T/adir" --tgt "$T/train.de" --out 
 bad fit_token_file_is_dir $TRAIN fit --data "$T/d_dir" --out "$T/o1" --steps 2
 bad fit_data_is_file $TRAIN fit --data "$T/train.en" --out "$T/o1" --steps 2
 bad fit_out_is_file $TRAIN fit --data "$T/d" --out "$T/train.en" --steps 2
+# the matrix-product kernel named in the environment (matmul.h): unknown to this build
+bad fit_mm_kernel_unknown env KF_MM_KERNEL=avx1024 $TRAIN fit --data "$T/d" --out "$T/o1" $SMALL --steps 2
 bad prepare_out_is_file $TRAIN prepare --src "$T/train.en" --tgt "$T/train.de" --out "$T/train.en"
 bad translate_model_is_file $TRAIN translate --model "$T/train.en"
 bad encode_tokenizer_is_dir $TRAIN encode --tokenizer "$T/adir"
