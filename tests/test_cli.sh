@@ -297,6 +297,22 @@ $TRAIN average --out "$T/avgf" "$T/rf" "$T/rf" >/dev/null 2>&1
 cmp -s "$T/avgf/model.safetensors" "$T/rf/model.safetensors" && pass embed_slot_round_trip ||
     fail embed_slot_round_trip "files differ"
 expect_exit translate_embed_options 0 $TRAIN translate --model "$T/rf" --threads 1 <"$T/in.en"
+# tt: the cores are saved as rank-4 tensors embed.tt.j (r_j, t_j, q_j, r_{j+1}), read back
+# and written again bit for bit; the model translates after loading; a bad tt spec is a
+# one-line error
+expect_exit fit_tt 0 $TRAIN fit --data "$T/d" --out "$T/rtt" $SMALL --steps 4 --eval-every 2 \
+    --bleu-sentences 0 --embed tt:n=3,r=3,head=5,order=freq
+grep -aq '"embed.tt.0":{"dtype":"F32","shape":\[1,[0-9]*,[0-9]*,3\]' "$T/rtt/model.safetensors" &&
+    grep -aq '"embed.tt.2":{"dtype":"F32","shape":\[3,[0-9]*,[0-9]*,1\]' "$T/rtt/model.safetensors" &&
+    grep -aq '"embed":"tt:n=3,r=3,q=[0-9x]*,t=[0-9x]*,head=5,order=freq,layout=radix,norm=ln,lr=3"' "$T/rtt/model.safetensors" &&
+    pass tt_cores_saved || fail tt_cores_saved "no embed.tt.0 (1,t,q,3), embed.tt.2 (3,t,q,1) or expanded tt spec in the header"
+$TRAIN average --out "$T/avgtt" "$T/rtt" "$T/rtt" >/dev/null 2>&1
+cmp -s "$T/avgtt/model.safetensors" "$T/rtt/model.safetensors" && pass tt_round_trip ||
+    fail tt_round_trip "files differ"
+expect_exit translate_tt 0 $TRAIN translate --model "$T/rtt" --threads 1 <"$T/in.en"
+expect_exit fit_bad_tt_spec 2 $TRAIN fit --data "$T/d" --out "$T/badtt" $SMALL --steps 2 --embed tt:n=3,t=4x4x4
+grep -q 'gives 64 < vocabulary' "$T/err" && pass fit_bad_tt_spec_says_why || fail fit_bad_tt_spec_says_why "$(cat "$T/err")"
+
 # a checkpoint from before the options (its embed as typed, "kronxs:n=2,r=2") loads
 # with the old defaults: a model trained with them, its header rewritten in place,
 # padded with JSON whitespace

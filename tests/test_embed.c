@@ -677,7 +677,7 @@ static void test_oracle_and_gradients(void) {
     }
 }
 
-// tt with more slots than tt_slots_backward's chunk (256): the gradient of
+// tt with more slots than tt_slots_backward's chunk (1024): the gradient of
 // L = <W, table> (and of rows of a batch of 1500 tokens) along a random direction v,
 // against (L(p + h v) - L(p - h v)) / 2h, which is exact up to O(h^2) and rounding.
 static void test_tt_chunks(void) {
