@@ -706,7 +706,7 @@ static void factor_offsets(size_t *off, const Embed *e, const Plan *p, int g, in
 // prefixes (see top),
 //   P_0 = [1] (1 x 1),   P_{j+1}[a q_j + i, :] = P_j[a, :] M_j(i)      (L_{j+1} x r_{j+1}),
 // give the row: row = P_N[:, 0] (L_N = C, r_N = 1). About C R + C R^2 / q_{N-1} + ..
-// multiply-adds.
+// multiply-adds. (P_0 .. P_{N-1} depend only on the digits w_0 .. w_{N-2}.)
 // Backward, given the row gradient G (C): let H_{j+1} = dL/dP_{j+1} (L_{j+1} x r_{j+1}),
 // the right partial products M_{j+1} .. M_{N-1} contracted with G; H_N[:, 0] = G. From
 // the recurrence, for a q_j + i < L_{j+1}, j = N-1 down to 0:
@@ -739,30 +739,22 @@ static void tt_prefixes(real *work, const real *const *m, const Plan *p) {
                 p->rk[j - 1], p->rk[j], p->L[j], 1);
 }
 
-// dm_j += dL/dM_j for every j, dm_j laid out (r_j, q_j, r_{j+1}) (the slice without the
-// t_j stride). Writes H_j into work + pre + poff[j].        G (C), work (2 pre)
-static void tt_term_backward(real *const *dm, const real *G, const real *const *m,
-                             const Plan *p, real *work) {
-    tt_prefixes(work, m, p);
-    const real *Hin = G;                              // H_{j+1}; H_N = G
-    for (int j = p->n - 1; j >= 0; j--) {
-        const real *P = work + p->poff[j];            // P_j (L_j, r_j)
-        real *H = work + p->pre + p->poff[j];         // H_j (L_j, r_j)
-        const int q = p->q[j], r0 = p->rk[j], r1 = p->rk[j + 1];
-        const size_t mstride = (size_t)p->t[j] * q * r1, dstride = (size_t)q * r1;
-        if (j) memset(H, 0, sizeof(real) * p->L[j] * r0);
-        for (int x = 0; x < p->L[j + 1]; x++) {
-            const int a = x / q, i = x % q;
-            const real *h = Hin + (size_t)x * r1;
-            for (int k = 0; k < r0; k++) {
-                const real pa = P[(size_t)a * r0 + k];
-                const real *mk = m[j] + k * mstride + (size_t)i * r1;
-                real *d = dm[j] + k * dstride + (size_t)i * r1;
-                for (int b = 0; b < r1; b++) d[b] += pa * h[b];
-                if (j) H[(size_t)a * r0 + k] += dot8(mk, h, r1);
-            }
+// One core of the backward: dm += dL/dM_j, laid out (r_j, q_j, r_{j+1}) (the slice
+// without the t_j stride), and, unless H is NULL, H_j += the contraction of H_{j+1}.
+//            Hin = H_{j+1} (L_{j+1}, r_{j+1}), P = P_j (L_j, r_j), H (L_j, r_j)
+static void tt_core_backward(real *dm, real *H, const real *Hin, const real *P,
+                             const real *m, const Plan *p, int j) {
+    const int q = p->q[j], r0 = p->rk[j], r1 = p->rk[j + 1];
+    const size_t mstride = (size_t)p->t[j] * q * r1, dstride = (size_t)q * r1;
+    for (int x = 0; x < p->L[j + 1]; x++) {
+        const int a = x / q, i = x % q;
+        const real *h = Hin + (size_t)x * r1;
+        for (int k = 0; k < r0; k++) {
+            const real pa = P[(size_t)a * r0 + k], *mk = m + k * mstride + (size_t)i * r1;
+            real *d = dm + k * dstride + (size_t)i * r1;
+            for (int b = 0; b < r1; b++) d[b] += pa * h[b];
+            if (H) H[(size_t)a * r0 + k] += dot8(mk, h, r1);
         }
-        Hin = H;
     }
 }
 
@@ -979,6 +971,11 @@ static void kronxs_reduce(real *dparams, const real *gtok, const int *grid, int 
 // thread per destination row G_j[k, w, :, :]. TT_CHUNK slots at a time bound the
 // scratch (4 R^2 q KB in float: 18 MB for R = 26, q = 7); chunks are added in order,
 // so the result does not depend on the threads.
+// A run of consecutive slots whose digits differ only in the last (up to t_{N-1} of them
+// in the radix layout) shares P_0..P_{N-1}, and the loss depends on what lies below
+// core N-1 only through the sum of the run's H_{N-1}: so a run builds its prefixes
+// once, each slot adds its H_{N-1}, and cores N-2..0 are walked back once per run, their
+// gradient going to the scratch of the run's first slot. One thread per run.
 #define TT_CHUNK 1024
 static void tt_slots_backward(real *dparams, const real *G, const int *grid, int nf,
                               const real *params, const Embed *e, const Plan *p) {
@@ -994,27 +991,42 @@ static void tt_slots_backward(real *dparams, const real *G, const int *grid, int
     int *digits = xmalloc(sizeof(int) * TT_CHUNK * n);       // (TT_CHUNK, N)
     int *key = xmalloc(sizeof(int) * TT_CHUNK), *order = xmalloc(sizeof(int) * TT_CHUNK);
     int *start = xmalloc(sizeof(int) * ((size_t)tmax + 1));
+    int *run = xmalloc(sizeof(int) * (TT_CHUNK + 1));        // run r is u in [run[r], run[r+1])
     for (int u0 = 0; u0 < nf; u0 += TT_CHUNK) {
         const int nc = nf - u0 < TT_CHUNK ? nf - u0 : TT_CHUNK;
         memset(gslot, 0, sizeof(real) * nc * S);
+        int nrun = 0;
+        for (int u = 0; u < nc; u++) {
+            grid_digits(digits + (size_t)u * n, grid[u0 + u], e);
+            if (!u || memcmp(digits + (size_t)u * n, digits + (size_t)(u - 1) * n,
+                             sizeof(int) * (n - 1)))
+                run[nrun++] = u;
+        }
+        run[nrun] = nc;
         #pragma omp parallel
         {
-            real *work = xmalloc(sizeof(real) * 2 * (size_t)p->pre);
+            real *work = xmalloc(sizeof(real) * 2 * (size_t)p->pre);  // P_j, then H_j
             #pragma omp for schedule(static)
-            for (int u = 0; u < nc; u++) {
+            for (int r = 0; r < nrun; r++) {
                 size_t off[EMBED_MAX_ORDER];
                 const real *m[EMBED_MAX_ORDER];
-                real *dm[EMBED_MAX_ORDER];
-                factor_offsets(off, e, p, grid[u0 + u], 0);
-                for (int j = 0; j < n; j++) {
-                    m[j] = params + off[j];
-                    dm[j] = gslot + u * S + soff[j];
+                factor_offsets(off, e, p, grid[u0 + run[r]], 0);
+                for (int j = 0; j < n; j++) m[j] = params + off[j];
+                tt_prefixes(work, m, p);
+                real *H = work + p->pre;                          // H_j at H + poff[j]
+                memset(H, 0, sizeof(real) * p->pre);
+                for (int u = run[r]; u < run[r + 1]; u++) {       // core N-1: per slot
+                    factor_offsets(off, e, p, grid[u0 + u], 0);
+                    tt_core_backward(gslot + u * S + soff[n - 1], n > 1 ? H + p->poff[n - 1] : NULL,
+                                     G + (size_t)(u0 + u) * p->C, work + p->poff[n - 1],
+                                     params + off[n - 1], p, n - 1);
                 }
-                tt_term_backward(dm, G + (size_t)(u0 + u) * p->C, m, p, work);
+                for (int j = n - 2; j >= 0; j--)                  // the others: per run
+                    tt_core_backward(gslot + run[r] * S + soff[j], j ? H + p->poff[j] : NULL,
+                                     H + p->poff[j + 1], work + p->poff[j], m[j], p, j);
             }
             free(work);
         }
-        for (int u = 0; u < nc; u++) grid_digits(digits + (size_t)u * n, grid[u0 + u], e);
         for (int j = 0; j < n; j++) {
             const int tj = p->t[j];
             const size_t row = (size_t)p->q[j] * p->rk[j + 1];   // G_j[k, w, :, :]
@@ -1031,6 +1043,7 @@ static void tt_slots_backward(real *dparams, const real *G, const int *grid, int
             }
         }
     }
+    free(run);
     free(start);
     free(order);
     free(key);
