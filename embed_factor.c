@@ -1,5 +1,5 @@
-// embed_factor.c: the dense, word2ket ("kron") and word2ketXS ("kronxs") embeddings of
-// embed_factor.h: spec parsing, initialization, and forward/backward of the rows a
+// embed_factor.c: the dense, word2ket ("kron"), word2ketXS ("kronxs") and tensor-train
+// ("tt") embeddings of embed_factor.h: spec parsing, initialization, and forward/backward of the rows a
 // batch needs and of the whole table (for the tied output projection).
 //
 // Token w is looked up in slot s = slot(w) (w itself unless order=freq). Slots below
@@ -12,6 +12,7 @@
 //                                               so all that slot g needs is contiguous
 //   kronxs  "embed.kronxs.j"    (R, t_j, q_j)   one tensor per factor j (0-based),
 //                                               F_{k,j} stacked over the rank k
+//   tt      "embed.tt.j"        (r_j, t_j, q_j, r_{j+1})  core j, r_0 = r_N = 1, else R
 //   [norm   "embed.norm.weight" (C), and for ln "embed.norm.bias" (C)]
 //
 // Kronecker convention: (a (x) b)[i * len(b) + j] = a[i] * b[j], the last factor
@@ -42,12 +43,17 @@
 // in order, one thread per channel. Results are bit-identical for any number of
 // threads.
 //
-// Spec defaults: n = 2 (or the number of factors given in q or t), r = 1, q and t the
+// tt shares core slices between slots as kronxs shares factor rows; its row and
+// backward are a chain of small matrix products (see "The tensor train" below), and
+// its backward reduces per-slot slice gradients the same way (tt_slots_backward).
+//
+// Spec defaults: n = 2 (tt: 3; or the number of factors given in q or t), r = 1, q and t the
 // balanced factors of C and V - head (see balanced_factors: 16x16 for C = 256, n = 2;
 // 7x7x6 for n = 3), head=0, order=id, layout=radix, norm=none, lr=3. No factor may
 // exceed its target (q_j <= C, t_j <= V - head): the excess could never reach a row.
 // Tokens passed to the kernels must be in [0, V).
 #include "embed_factor.h"
+#include "vecmath.h"
 
 #include <ctype.h>
 #include <limits.h>
@@ -55,7 +61,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const char *const kind_names[] = {"dense", "kron", "kronxs"};
+static const char *const kind_names[] = {"dense", "kron", "kronxs", "tt"};
+#define NKINDS 4
 // The keys whose value is a name, and their values (value v is the enum's value v).
 static const char *const choice_keys[3] = {"norm", "order", "layout"};
 static const char *const choice_values[3][3] = {
@@ -69,6 +76,14 @@ static void *xmalloc(size_t bytes) {
         exit(1);
     }
     return p;
+}
+
+// tt: the rank r_j of the bond left of core j; r_0 = r_N = 1, the inner ones R.
+static int tt_rank(const Embed *e, int j) { return j == 0 || j == e->n ? 1 : e->r; }
+
+// tt: reals of core j, (r_j, t_j, q_j, r_{j+1}).
+static size_t tt_core_size(const Embed *e, int j) {
+    return (size_t)tt_rank(e, j) * e->t[j] * e->q[j] * tt_rank(e, j + 1);
 }
 
 // ----------------------------------------------------------------------------
@@ -183,11 +198,11 @@ int embed_parse(Embed *e, const char *spec, int V, int C, char *err) {
     char *opts = strchr(buf, ':');
     if (opts) *opts++ = '\0';
     int kind = -1;
-    for (int k = 0; k < 3; k++)
+    for (int k = 0; k < NKINDS; k++)
         if (!strcmp(buf, kind_names[k])) kind = k;
     if (kind < 0) {
-        errorf(err, "unknown embedding kind '%s' in '%s'; use dense, kron "
-               "or kronxs", buf, spec);
+        errorf(err, "unknown embedding kind '%s' in '%s'; use dense, kron, "
+               "kronxs or tt", buf, spec);
         return 1;
     }
     if (kind == EMBED_DENSE && opts) {
@@ -200,6 +215,7 @@ int embed_parse(Embed *e, const char *spec, int V, int C, char *err) {
     int n = 0, r = 0, nq = 0, nt = 0, q[EMBED_MAX_ORDER], t[EMBED_MAX_ORDER];
     int head = -1, choice[3] = {-1, -1, -1};   // norm, order, layout
     double lr = 0;
+    const int grid = kind == EMBED_KRONXS || kind == EMBED_TT;   // slots on a t grid
     for (char *item = opts; item;) {
         char *next = strchr(item, ',');
         if (next) *next++ = '\0';
@@ -213,10 +229,10 @@ int embed_parse(Embed *e, const char *spec, int V, int C, char *err) {
         const char *key = item, *val = eq + 1;
         int c = -1;                                   // which of choice_keys
         for (int i = 0; i < 3; i++)
-            if (!strcmp(key, choice_keys[i]) && (i != 2 || kind == EMBED_KRONXS)) c = i;
+            if (!strcmp(key, choice_keys[i]) && (i != 2 || grid)) c = i;
         int known = c >= 0 || !strcmp(key, "n") || !strcmp(key, "r") || !strcmp(key, "q") ||
                     !strcmp(key, "head") || !strcmp(key, "lr") ||
-                    (kind == EMBED_KRONXS && !strcmp(key, "t"));
+                    (grid && !strcmp(key, "t"));
         if (!known) {
             errorf(err, "unknown key '%s' in embedding spec '%s'; %s takes "
                    "%s", key, spec, kind_names[kind], kind == EMBED_KRON
@@ -313,8 +329,8 @@ int embed_parse(Embed *e, const char *spec, int V, int C, char *err) {
     }
     const int Vf = V - x.head;                    // factorized slots
 
-    // n: given, else the length of q or t, else 2; q and t must agree with it
-    if (!n) n = nq ? nq : nt ? nt : 2;
+    // n: given, else the length of q or t, else 2 (tt: 3); q and t must agree with it
+    if (!n) n = nq ? nq : nt ? nt : kind == EMBED_TT ? 3 : 2;
     char fs[128];
     if (nq && nq != n) {
         format_factors(fs, sizeof fs, q, nq);
@@ -346,7 +362,9 @@ int embed_parse(Embed *e, const char *spec, int V, int C, char *err) {
                           err))
             return 1;
         np = 0;
-        for (int j = 0; j < n; j++) np += (double)x.r * x.t[j] * x.q[j];
+        for (int j = 0; j < n; j++)
+            np += kind == EMBED_TT ? (double)tt_rank(&x, j) * x.t[j] * x.q[j] * tt_rank(&x, j + 1)
+                                   : (double)x.r * x.t[j] * x.q[j];
     }
     x.factor_off = (size_t)x.head * C;
     np += (double)x.factor_off;
@@ -370,11 +388,12 @@ void embed_spec_string(const Embed *e, char *out, size_t cap) {
     char qs[128], ts[128], layout[32] = "";
     format_factors(qs, sizeof qs, e->q, e->n);
     format_factors(ts, sizeof ts, e->t, e->n);
-    if (e->kind == EMBED_KRONXS)
+    const int grid = e->kind != EMBED_KRON;           // kronxs, tt: t and layout
+    if (grid)
         snprintf(layout, sizeof layout, ",layout=%s", choice_values[2][e->layout]);
     snprintf(out, cap, "%s:n=%d,r=%d,q=%s%s%s,head=%d,order=%s%s,norm=%s,lr=%.9g",
-             kind_names[e->kind], e->n, e->r, qs, e->kind == EMBED_KRONXS ? ",t=" : "",
-             e->kind == EMBED_KRONXS ? ts : "", e->head, choice_values[1][e->order], layout,
+             kind_names[e->kind], e->n, e->r, qs, grid ? ",t=" : "",
+             grid ? ts : "", e->head, choice_values[1][e->order], layout,
              choice_values[0][e->norm], e->lr_scale);
 }
 
@@ -437,7 +456,7 @@ static int sum_q(const Embed *e) {
 // The tensors in order: [head] factors... [norm gain] [ln bias]
 int embed_num_tensors(const Embed *e) {
     if (e->kind == EMBED_DENSE) return 1;
-    return (e->head > 0) + (e->kind == EMBED_KRONXS ? e->n : 1) + (e->norm != EMBED_NORM_NONE) +
+    return (e->head > 0) + (e->kind == EMBED_KRON ? 1 : e->n) + (e->norm != EMBED_NORM_NONE) +
            (e->norm == EMBED_NORM_LN);
 }
 
@@ -448,7 +467,7 @@ void embed_tensor_info(const Embed *e, int i, char *name, size_t cap, int *ndim,
     *offset = 0;
     *decay = 1;
     *ndim = 2;
-    const int nfactor = e->kind == EMBED_KRONXS ? e->n : 1;
+    const int nfactor = e->kind == EMBED_KRON ? 1 : e->n;
     if (e->kind == EMBED_DENSE) {
         snprintf(name, cap, "embed.weight");
         shape[0] = e->V;
@@ -470,6 +489,15 @@ void embed_tensor_info(const Embed *e, int i, char *name, size_t cap, int *ndim,
         shape[0] = e->V - e->head;
         shape[1] = e->r;
         shape[2] = sum_q(e);
+    } else if (e->kind == EMBED_TT) {
+        snprintf(name, cap, "embed.tt.%d", i);
+        *offset = e->factor_off;
+        for (int j = 0; j < i; j++) *offset += tt_core_size(e, j);
+        *ndim = 4;
+        shape[0] = tt_rank(e, i);
+        shape[1] = e->t[i];
+        shape[2] = e->q[i];
+        shape[3] = tt_rank(e, i + 1);
     } else {
         snprintf(name, cap, "embed.kronxs.%d", i);
         *offset = e->factor_off;
@@ -479,7 +507,7 @@ void embed_tensor_info(const Embed *e, int i, char *name, size_t cap, int *ndim,
         shape[1] = e->t[i];
         shape[2] = e->q[i];
     }
-    *numel = (size_t)shape[0] * shape[1] * shape[2];
+    *numel = (size_t)shape[0] * shape[1] * shape[2] * shape[3];
 }
 
 // ----------------------------------------------------------------------------
@@ -499,6 +527,11 @@ void embed_tensor_info(const Embed *e, int i, char *name, size_t cap, int *ndim,
 // mean 0 and variance exactly s^2, and the mean square of every column over its t_j
 // rows is exactly s^2, which makes the mean square of the table exactly R s^(2N) for
 // R = 1 and prod t = V (and close to it otherwise: within 2% in the tests).
+// tt: an entry is sum over the N - 1 inner bond indices of a product of N core entries,
+// R^(N-1) products, uncorrelated (two differ in some entry, which enters once and has
+// mean 0), so its variance is R^(N-1) s^(2N) and s = (init_std^2 / R^(N-1))^(1/(2N)).
+// A core (r_j, t_j, q_j, r_{j+1}) is drawn as r_j matrices t_j x (q_j r_{j+1}) with
+// the columns on the sphere, as kronxs's F_{k,j}.
 
 // Head rows are drawn as dense ones. With a norm, the gain starts at init_std and the
 // bias at 0, so that normalized rows have the entry scale of dense ones too.
@@ -515,7 +548,9 @@ void embed_init(const Embed *e, real *params, uint64_t *rng) {
         if (e->norm == EMBED_NORM_LN) params[e->norm_off + e->C + c] = 0;
     }
     params += e->factor_off;
-    double s = pow(e->init_std * e->init_std / e->r, 1.0 / (2 * e->n));
+    const int tt = e->kind == EMBED_TT;
+    const double terms = tt ? ipow(e->r, e->n - 1) : e->r;   // products summed in an entry
+    double s = pow(e->init_std * e->init_std / terms, 1.0 / (2 * e->n));
     if (e->kind == EMBED_KRON) {
         size_t nf = e->norm_off - e->factor_off;
         for (size_t i = 0; i < nf; i++) params[i] = (real)(s * rng_normal(rng));
@@ -525,9 +560,9 @@ void embed_init(const Embed *e, real *params, uint64_t *rng) {
     for (int j = 0; j < e->n; j++) tmax = e->t[j] > tmax ? e->t[j] : tmax;
     double *col = xmalloc(sizeof(double) * tmax);
     real *F = params;                                   // F_{k,j}  (t_j, q_j)
-    for (int j = 0; j < e->n; j++) {
-        const int tj = e->t[j], qj = e->q[j];
-        for (int k = 0; k < e->r; k++, F += (size_t)tj * qj) {
+    for (int j = 0; j < e->n; j++) {                    // tt: G_j[k] (t_j, q_j r_{j+1})
+        const int tj = e->t[j], qj = tt ? e->q[j] * tt_rank(e, j + 1) : e->q[j];
+        for (int k = 0; k < (tt ? tt_rank(e, j) : e->r); k++, F += (size_t)tj * qj) {
             for (int b = 0; b < qj; b++) {
                 double ss = 0;
                 for (int a = 0; a < tj; a++) {
@@ -552,7 +587,8 @@ typedef struct {
     int qoff[EMBED_MAX_ORDER];        // factor j within a (Q) vector of the kron layout
     size_t xoff[EMBED_MAX_ORDER];     // kronxs: tensor j within the parameter block
     int poff[EMBED_MAX_ORDER];        // prefix P_j within the work buffer, j < N
-    int pre;                          // reals of all prefixes, sum_{j<N} L[j]
+    int pre;                          // reals of all prefixes, sum_{j<N} L[j] (tt: L[j] r_j)
+    int rk[EMBED_MAX_ORDER + 1];      // tt: bond ranks r_0 = 1, R, .., R, r_N = 1
 } Plan;
 
 static void plan_init(Plan *p, const Embed *e) {
@@ -566,13 +602,15 @@ static void plan_init(Plan *p, const Embed *e) {
     p->Q = 0;
     p->pre = 0;
     size_t x = e->factor_off;
+    const int tt = e->kind == EMBED_TT;
+    for (int j = 0; j <= e->n; j++) p->rk[j] = tt_rank(e, j);
     for (int j = 0; j < e->n; j++) {
         p->qoff[j] = p->Q;
         p->Q += e->q[j];
         p->xoff[j] = x;
-        x += (size_t)e->r * e->t[j] * e->q[j];
+        x += tt ? tt_core_size(e, j) : (size_t)e->r * e->t[j] * e->q[j];
         p->poff[j] = p->pre;
-        p->pre += p->L[j];
+        p->pre += p->L[j] * (tt ? p->rk[j] : 1);
     }
 }
 
@@ -647,7 +685,7 @@ static size_t kron_offset(const Plan *p, int g, int k, int j) {
 }
 
 // Offsets of the N factor vectors of rank term k of factorized slot g in the parameter
-// block.
+// block. tt (k = 0): of the core slices G_j[0, d_j, 0, 0], see tt_step.
 static void factor_offsets(size_t *off, const Embed *e, const Plan *p, int g, int k) {
     if (e->kind == EMBED_KRON) {
         for (int j = 0; j < p->n; j++) off[j] = e->factor_off + kron_offset(p, g, k, j);
@@ -656,13 +694,91 @@ static void factor_offsets(size_t *off, const Embed *e, const Plan *p, int g, in
     int d[EMBED_MAX_ORDER];
     grid_digits(d, g, e);
     for (int j = 0; j < p->n; j++)
-        off[j] = p->xoff[j] + ((size_t)k * p->t[j] + d[j]) * p->q[j];
+        off[j] = e->kind == EMBED_TT ? p->xoff[j] + (size_t)d[j] * p->q[j] * p->rk[j + 1]
+                                     : p->xoff[j] + ((size_t)k * p->t[j] + d[j]) * p->q[j];
+}
+
+// ----------------------------------------------------------------------------
+// The tensor train (tt): one row and its backward
+//
+// With core j's slice at the slot's digit w_j, M_j(i) = G_j[:, w_j, i, :] (r_j x r_{j+1}),
+// the left partial products over the first j digits of the row index, cut as kron's
+// prefixes (see top),
+//   P_0 = [1] (1 x 1),   P_{j+1}[a q_j + i, :] = P_j[a, :] M_j(i)      (L_{j+1} x r_{j+1}),
+// give the row: row = P_N[:, 0] (L_N = C, r_N = 1). About C R + C R^2 / q_{N-1} + ..
+// multiply-adds. (P_0 .. P_{N-1} depend only on the digits w_0 .. w_{N-2}.)
+// Backward, given the row gradient G (C): let H_{j+1} = dL/dP_{j+1} (L_{j+1} x r_{j+1}),
+// the right partial products M_{j+1} .. M_{N-1} contracted with G; H_N[:, 0] = G. From
+// the recurrence, for a q_j + i < L_{j+1}, j = N-1 down to 0:
+//   dM_j(i)   += sum_a P_j[a, :]^T H_{j+1}[a q_j + i, :]     (r_j x r_{j+1}, outer products)
+//   H_j[a, :]  = sum_i H_{j+1}[a q_j + i, :] M_j(i)^T        (H_0 is not needed)
+// For N = 2, R = 1 this is kronxs's dF_0 = G f_1, dF_1 = G^T f_0.
+
+// Y[a q + i, :] = alpha X[a, :] M(i) for a q + i < len, one step of the train, with
+// M(i)[k, b] = m[k t q r1 + i r1 + b] (a core slice, see factor_offsets).
+//                                        Y (len, r1), X (ceil(len / q), r0)
+static void tt_step(real *Y, const real *X, const real *m, int t, int q, int r0, int r1,
+                    int len, real alpha) {
+    const size_t kstride = (size_t)t * q * r1;
+    for (int x = 0; x < len; x++) {
+        const int a = x / q, i = x % q;
+        real *y = Y + (size_t)x * r1;
+        for (int b = 0; b < r1; b++) y[b] = 0;
+        for (int k = 0; k < r0; k++) {
+            const real xa = alpha * X[(size_t)a * r0 + k], *mk = m + k * kstride + (size_t)i * r1;
+            for (int b = 0; b < r1; b++) y[b] += xa * mk[b];
+        }
+    }
+}
+
+// P_j for j = 0..N-1 into work + poff[j] (P_0 = 1), from the core slices m.
+static void tt_prefixes(real *work, const real *const *m, const Plan *p) {
+    work[0] = 1;
+    for (int j = 1; j < p->n; j++)
+        tt_step(work + p->poff[j], work + p->poff[j - 1], m[j - 1], p->t[j - 1], p->q[j - 1],
+                p->rk[j - 1], p->rk[j], p->L[j], 1);
+}
+
+// One core of the backward: dm += dL/dM_j, laid out (r_j, q_j, r_{j+1}) (the slice
+// without the t_j stride), and, unless H is NULL, H_j += the contraction of H_{j+1}.
+//            Hin = H_{j+1} (L_{j+1}, r_{j+1}), P = P_j (L_j, r_j), H (L_j, r_j)
+static void tt_core_backward(real *dm, real *H, const real *Hin, const real *P,
+                             const real *m, const Plan *p, int j) {
+    const int q = p->q[j], r0 = p->rk[j], r1 = p->rk[j + 1];
+    const size_t mstride = (size_t)p->t[j] * q * r1, dstride = (size_t)q * r1;
+    for (int x = 0; x < p->L[j + 1]; x++) {
+        const int a = x / q, i = x % q;
+        const real *h = Hin + (size_t)x * r1;
+        for (int k = 0; k < r0; k++) {
+            const real pa = P[(size_t)a * r0 + k], *mk = m + k * mstride + (size_t)i * r1;
+            real *d = dm + k * dstride + (size_t)i * r1;
+            for (int b = 0; b < r1; b++) d[b] += pa * h[b];
+            if (H) H[(size_t)a * r0 + k] += dot8(mk, h, r1);
+        }
+    }
+}
+
+// out = alpha row of factorized slot g.                       out (C), work (pre)
+static void tt_row(real *out, const real *params, const Embed *e, const Plan *p, int g,
+                   real alpha, real *work) {
+    const int n = p->n;
+    size_t off[EMBED_MAX_ORDER];
+    const real *m[EMBED_MAX_ORDER];
+    factor_offsets(off, e, p, g, 0);
+    for (int j = 0; j < n; j++) m[j] = params + off[j];
+    tt_prefixes(work, m, p);
+    tt_step(out, work + p->poff[n - 1], m[n - 1], p->t[n - 1], p->q[n - 1], p->rk[n - 1], 1,
+            p->C, alpha);
 }
 
 // out = alpha sum_k (x)_j f_{k,j}, the product row of factorized slot g.
 //                                                              out (C), work (pre)
 static void product_row(real *out, const real *params, const Embed *e, const Plan *p,
                         int g, real alpha, real *work) {
+    if (e->kind == EMBED_TT) {
+        tt_row(out, params, e, p, g, alpha, work);
+        return;
+    }
     memset(out, 0, sizeof(real) * p->C);
     for (int k = 0; k < p->R; k++) {
         size_t off[EMBED_MAX_ORDER];
@@ -771,7 +887,7 @@ const real *embed_table_forward(real *scratch, const real *params, const Embed *
         #pragma omp for schedule(static)
         for (int s = 0; s < V; s++) {
             real *row = scratch + (size_t)token_of(e, s) * C;   // (C)
-            if (e->kind == EMBED_KRON || s < e->head) {
+            if (e->kind != EMBED_KRONXS || s < e->head) {
                 slot_row(row, params, e, &p, s, 1, work);
                 continue;
             }
@@ -848,6 +964,93 @@ static void kronxs_reduce(real *dparams, const real *gtok, const int *grid, int 
     free(digits);
 }
 
+// tt: dparams += the cores' gradient from nf factorized slots grid[u] with row
+// gradients G (nf, C). Slots share core slices, so, as kronxs, each slot's slice
+// gradients go to scratch (r_j q_j r_{j+1} reals per core, about R^2 q a slot), and for
+// each core j the slots are grouped by their digit w and reduced in increasing u, one
+// thread per destination row G_j[k, w, :, :]. TT_CHUNK slots at a time bound the
+// scratch (4 R^2 q KB in float: 18 MB for R = 26, q = 7); chunks are added in order,
+// so the result does not depend on the threads.
+// A run of consecutive slots whose digits differ only in the last (up to t_{N-1} of them
+// in the radix layout) shares P_0..P_{N-1}, and the loss depends on what lies below
+// core N-1 only through the sum of the run's H_{N-1}: so a run builds its prefixes
+// once, each slot adds its H_{N-1}, and cores N-2..0 are walked back once per run, their
+// gradient going to the scratch of the run's first slot. One thread per run.
+#define TT_CHUNK 1024
+static void tt_slots_backward(real *dparams, const real *G, const int *grid, int nf,
+                              const real *params, const Embed *e, const Plan *p) {
+    const int n = p->n;
+    size_t soff[EMBED_MAX_ORDER], S = 0;              // core j within a slot's scratch
+    int tmax = 1;
+    for (int j = 0; j < n; j++) {
+        soff[j] = S;
+        S += (size_t)p->rk[j] * p->q[j] * p->rk[j + 1];
+        tmax = p->t[j] > tmax ? p->t[j] : tmax;
+    }
+    real *gslot = xmalloc(sizeof(real) * TT_CHUNK * S);     // (TT_CHUNK, S)
+    int *digits = xmalloc(sizeof(int) * TT_CHUNK * n);       // (TT_CHUNK, N)
+    int *key = xmalloc(sizeof(int) * TT_CHUNK), *order = xmalloc(sizeof(int) * TT_CHUNK);
+    int *start = xmalloc(sizeof(int) * ((size_t)tmax + 1));
+    int *run = xmalloc(sizeof(int) * (TT_CHUNK + 1));        // run r is u in [run[r], run[r+1])
+    for (int u0 = 0; u0 < nf; u0 += TT_CHUNK) {
+        const int nc = nf - u0 < TT_CHUNK ? nf - u0 : TT_CHUNK;
+        memset(gslot, 0, sizeof(real) * nc * S);
+        int nrun = 0;
+        for (int u = 0; u < nc; u++) {
+            grid_digits(digits + (size_t)u * n, grid[u0 + u], e);
+            if (!u || memcmp(digits + (size_t)u * n, digits + (size_t)(u - 1) * n,
+                             sizeof(int) * (n - 1)))
+                run[nrun++] = u;
+        }
+        run[nrun] = nc;
+        #pragma omp parallel
+        {
+            real *work = xmalloc(sizeof(real) * 2 * (size_t)p->pre);  // P_j, then H_j
+            #pragma omp for schedule(static)
+            for (int r = 0; r < nrun; r++) {
+                size_t off[EMBED_MAX_ORDER];
+                const real *m[EMBED_MAX_ORDER];
+                factor_offsets(off, e, p, grid[u0 + run[r]], 0);
+                for (int j = 0; j < n; j++) m[j] = params + off[j];
+                tt_prefixes(work, m, p);
+                real *H = work + p->pre;                          // H_j at H + poff[j]
+                memset(H, 0, sizeof(real) * p->pre);
+                for (int u = run[r]; u < run[r + 1]; u++) {       // core N-1: per slot
+                    factor_offsets(off, e, p, grid[u0 + u], 0);
+                    tt_core_backward(gslot + u * S + soff[n - 1], n > 1 ? H + p->poff[n - 1] : NULL,
+                                     G + (size_t)(u0 + u) * p->C, work + p->poff[n - 1],
+                                     params + off[n - 1], p, n - 1);
+                }
+                for (int j = n - 2; j >= 0; j--)                  // the others: per run
+                    tt_core_backward(gslot + run[r] * S + soff[j], j ? H + p->poff[j] : NULL,
+                                     H + p->poff[j + 1], work + p->poff[j], m[j], p, j);
+            }
+            free(work);
+        }
+        for (int j = 0; j < n; j++) {
+            const int tj = p->t[j];
+            const size_t row = (size_t)p->q[j] * p->rk[j + 1];   // G_j[k, w, :, :]
+            for (int u = 0; u < nc; u++) key[u] = digits[(size_t)u * n + j];
+            group_by_key(order, start, key, nc, tj);
+            #pragma omp parallel for schedule(static)
+            for (int kw = 0; kw < p->rk[j] * tj; kw++) {
+                const int k = kw / tj, w = kw % tj;
+                real *dst = dparams + p->xoff[j] + (size_t)kw * row;
+                for (int s = start[w]; s < start[w + 1]; s++) {
+                    const real *src = gslot + order[s] * S + soff[j] + k * row;
+                    for (size_t b = 0; b < row; b++) dst[b] += src[b];
+                }
+            }
+        }
+    }
+    free(run);
+    free(start);
+    free(order);
+    free(key);
+    free(digits);
+    free(gslot);
+}
+
 // The norm's backward for nu factorized slots grid[u] with row gradients G (nu, C):
 // dgamma, dbeta into dparams, and the gradient of the product rows into dx (nu, C).
 // The gain's gradient sums over the slots in increasing u, one thread per channel.
@@ -921,6 +1124,12 @@ static void slots_backward(real *dparams, const real *G, const int *uslot, int n
         dx = xmalloc(sizeof(real) * (size_t)nf * C);
         norm_backward(dparams, dx, G, grid, nf, params, e, &p);
         G = dx;
+    }
+    if (e->kind == EMBED_TT) {
+        tt_slots_backward(dparams, G, grid, nf, params, e, &p);
+        free(dx);
+        free(grid);
+        return;
     }
     // kron: gradients go straight to the slot's own parameters. kronxs: to gtok
     // (nf, R, Q), laid out like kron parameters, then reduced into the shared rows.

@@ -1,5 +1,5 @@
 // embed_factor.h: the input embedding (and, when tied, the output projection) of
-// kronformer: a dense table, or a Kronecker-factorized one.
+// kronformer: a dense table, or a Kronecker-factorized or tensor-train one.
 //
 //   dense                       row(w) = E[w, :]                      params V*C
 //   kron:n=N,r=R[,q=Q1x..xQN]   word2ket: row(w) = sum_k v_{w,k,0} (x) .. (x) v_{w,k,N-1},
@@ -11,13 +11,20 @@
 //                               (w_0..w_{N-1}) over (t_0..t_{N-1}), w_{N-1} fastest;
 //                               row(w) = sum_k (x)_j F_{k,j}[w_j, :], cut to C.
 //                               params R * sum_j t_j q_j
-// Options of both factorized kinds (the study of README "Dense against factorized"):
+//   tt:n=N,r=R[,q=..][,t=..]    tensor train (Hrinchuk et al. 2020): cores G_j of shape
+//                               (r_j, t_j, q_j, r_{j+1}), r_0 = r_N = 1, inner ranks R;
+//                               w in mixed radix over t as kronxs, row index i < C in
+//                               mixed radix over q; row(w)[i] = G_0[:, w_0, i_0, :]
+//                               G_1[:, w_1, i_1, :] .. G_{N-1}[:, w_{N-1}, i_{N-1}, :],
+//                               a product of 1 x R, R x R, .., R x 1 matrices.
+//                               params sum_j r_j t_j q_j r_{j+1}; default n = 3
+// Options of the factorized kinds (the study of README "Dense against factorized"):
 //   order=id|freq     the slot of token w: w itself, or its rank by frequency in the
 //                     training data (the most frequent token gets slot 0); the table
 //                     of ranks is set by embed_set_order and saved with the model
 //   head=K            slots 0..K-1 get dense rows of their own (K C params); the other
-//                     V - K slots are factorized (kronxs: prod t >= V - K)
-//   layout=radix|diag kronxs: the digits of factorized slot g. radix: g in mixed radix
+//                     V - K slots are factorized (kronxs, tt: prod t >= V - K)
+//   layout=radix|diag kronxs and tt: the digits of factorized slot g. radix: g in mixed radix
 //                     (a_0..a_{N-1}) over t. diag: digit j is (a_j + .. + a_{N-1}) mod
 //                     t_j, so the first t_{N-1} slots (with order=freq, the most
 //                     frequent tokens) share no row of any factor
@@ -34,18 +41,18 @@
 
 #include "common.h"
 
-enum { EMBED_DENSE = 0, EMBED_KRON = 1, EMBED_KRONXS = 2 };
+enum { EMBED_DENSE = 0, EMBED_KRON = 1, EMBED_KRONXS = 2, EMBED_TT = 3 };
 enum { EMBED_NORM_NONE = 0, EMBED_NORM_RMS = 1, EMBED_NORM_LN = 2 };
 enum { EMBED_ORDER_ID = 0, EMBED_ORDER_FREQ = 1 };
 enum { EMBED_LAYOUT_RADIX = 0, EMBED_LAYOUT_DIAG = 1 };
 #define EMBED_MAX_ORDER 8
 
 typedef struct {
-    int kind;                  // EMBED_DENSE, EMBED_KRON or EMBED_KRONXS
+    int kind;                  // EMBED_DENSE, EMBED_KRON, EMBED_KRONXS or EMBED_TT
     int V, C;                  // vocabulary size, embedding width (d_model)
-    int n, r;                  // order N and rank R (1, 1 for dense)
+    int n, r;                  // order N and rank R (1, 1 for dense; tt: inner ranks)
     int q[EMBED_MAX_ORDER];    // factor widths, prod q >= C
-    int t[EMBED_MAX_ORDER];    // kronxs: factor heights, prod t >= V - head
+    int t[EMBED_MAX_ORDER];    // kronxs, tt: factor heights, prod t >= V - head
     int head;                  // slots with a dense row of their own
     int norm, order, layout;   // EMBED_NORM_*, EMBED_ORDER_*, EMBED_LAYOUT_*
     double lr_scale;           // learning rate multiplier of the embedding's tensors
@@ -80,7 +87,7 @@ int embed_use_slots(Embed *e, const int *slot, int *token);
 
 // Tensors of the parameter block, in order, for checkpoints and printing.
 // i in [0, embed_num_tensors): name (e.g. "embed.weight", "embed.kron", "embed.kronxs.0",
-// "embed.head", "embed.norm.weight"), shape, and whether AdamW decays it (not the
+// "embed.tt.0", "embed.head", "embed.norm.weight"), shape, and whether AdamW decays it (not the
 // norm's gain and bias).
 int embed_num_tensors(const Embed *e);
 void embed_tensor_info(const Embed *e, int i, char *name, size_t cap, int *ndim,

@@ -286,17 +286,36 @@ $TRAIN average --out "$T/avg3" "$T/r/checkpoints/step-000060" "$T/r/checkpoints/
 cmp -s "$T/avg3/model.safetensors" "$T/avg/model.safetensors" && pass average_is_symmetric ||
     fail average_is_symmetric "files differ"
 
-# order=freq: the slot table is saved (an I32 tensor), read back and written again bit
-# for bit; and the model translates after loading
-expect_exit fit_embed_options 0 $TRAIN fit --data "$T/d" --out "$T/rf" $SMALL --steps 4 --eval-every 2 \
-    --bleu-sentences 0 --embed kronxs:n=2,r=2,order=freq,head=5,norm=ln,layout=diag,lr=2
-grep -aq '"embed.slot":{"dtype":"I32","shape":\[[0-9]*\]' "$T/rf/model.safetensors" &&
-    grep -aq "\"embed\":\"kronxs:n=2,r=2,q=[0-9x]*,t=[0-9x]*,head=5,order=freq,layout=diag,norm=ln,lr=2\"" "$T/rf/model.safetensors" &&
-    pass embed_slot_saved || fail embed_slot_saved "no I32 embed.slot or expanded embed_spec in the header"
-$TRAIN average --out "$T/avgf" "$T/rf" "$T/rf" >/dev/null 2>&1
-cmp -s "$T/avgf/model.safetensors" "$T/rf/model.safetensors" && pass embed_slot_round_trip ||
-    fail embed_slot_round_trip "files differ"
-expect_exit translate_embed_options 0 $TRAIN translate --model "$T/rf" --threads 1 <"$T/in.en"
+# saved_and_loaded NAME SPEC PATTERN...: a 4-step fit with --embed SPEC writes a header
+# that matches every PATTERN (grep -a); the model is read back and written again bit for
+# bit (the average of the run with itself), and translates after loading
+saved_and_loaded() {   # (not $name: expect_exit sets it)
+    run=$1; spec=$2; shift 2
+    expect_exit "fit_$run" 0 $TRAIN fit --data "$T/d" --out "$T/r_$run" $SMALL --steps 4 \
+        --eval-every 2 --bleu-sentences 0 --embed "$spec"
+    missing=
+    for pattern in "$@"; do
+        grep -aq "$pattern" "$T/r_$run/model.safetensors" || missing="$missing $pattern"
+    done
+    [ -z "$missing" ] && pass "${run}_saved" || fail "${run}_saved" "header lacks$missing"
+    $TRAIN average --out "$T/avg_$run" "$T/r_$run" "$T/r_$run" >/dev/null 2>&1
+    cmp -s "$T/avg_$run/model.safetensors" "$T/r_$run/model.safetensors" &&
+        pass "${run}_round_trip" || fail "${run}_round_trip" "files differ"
+    expect_exit "translate_$run" 0 $TRAIN translate --model "$T/r_$run" --threads 1 <"$T/in.en"
+}
+# order=freq: the slot table is saved (an I32 tensor), with the expanded spec
+saved_and_loaded embed_slot kronxs:n=2,r=2,order=freq,head=5,norm=ln,layout=diag,lr=2 \
+    '"embed.slot":{"dtype":"I32","shape":\[[0-9]*\]' \
+    '"embed":"kronxs:n=2,r=2,q=[0-9x]*,t=[0-9x]*,head=5,order=freq,layout=diag,norm=ln,lr=2"'
+# tt: the cores are rank-4 tensors embed.tt.j (r_j, t_j, q_j, r_{j+1}); a bad tt spec is
+# a one-line error
+saved_and_loaded tt tt:n=3,r=3,head=5,order=freq \
+    '"embed.tt.0":{"dtype":"F32","shape":\[1,[0-9]*,[0-9]*,3\]' \
+    '"embed.tt.2":{"dtype":"F32","shape":\[3,[0-9]*,[0-9]*,1\]' \
+    '"embed":"tt:n=3,r=3,q=[0-9x]*,t=[0-9x]*,head=5,order=freq,layout=radix,norm=ln,lr=3"'
+expect_exit fit_bad_tt_spec 2 $TRAIN fit --data "$T/d" --out "$T/badtt" $SMALL --steps 2 --embed tt:n=3,t=4x4x4
+grep -q 'gives 64 < vocabulary' "$T/err" && pass fit_bad_tt_spec_says_why || fail fit_bad_tt_spec_says_why "$(cat "$T/err")"
+
 # a checkpoint from before the options (its embed as typed, "kronxs:n=2,r=2") loads
 # with the old defaults: a model trained with them, its header rewritten in place,
 # padded with JSON whitespace

@@ -1,4 +1,5 @@
-// test_embed.c: the dense, kron (word2ket) and kronxs (word2ketXS) embeddings, built in
+// test_embed.c: the dense, kron (word2ket), kronxs (word2ketXS) and tt (tensor-train)
+// embeddings, built in
 // double. Checks spec parsing (defaults, canonical strings, errors), parameter counts
 // and tensor layout, hand-computed rows, a naive oracle for every row, finite-difference
 // gradients of rows_backward and table_backward, init statistics, and that results do
@@ -44,12 +45,22 @@ static double max_abs(const real *a, size_t n) {
     return m;
 }
 
+// tt's bond rank r_j: 1 at both ends, else R.
+static int tt_r(const Embed *e, int j) { return j == 0 || j == e->n ? 1 : e->r; }
+
+// Reals of kronxs factor j, (R, t_j, q_j), or of tt core j, (r_j, t_j, q_j, r_{j+1}).
+static size_t factor_size(const Embed *e, int j) {
+    size_t tq = (size_t)e->t[j] * e->q[j];
+    return e->kind == EMBED_TT ? tt_r(e, j) * tq * tt_r(e, j + 1) : e->r * tq;
+}
+
 // ----------------------------------------------------------------------------
 // A naive oracle written from the documented layout: token w sits in slot s (w, or
 // its rank with order=freq); a slot below head is its own dense row; otherwise
 // g = s - head and row(g)[i] = sum_k prod_j f_{k,j}[i_j], with (i_0..i_{N-1}) the
 // digits of i over q and, for kronxs, the digits of g over t (the last fastest; diag:
-// digit j is the sum of the radix digits j..N-1 mod t_j); then the norm, in double.
+// digit j is the sum of the radix digits j..N-1 mod t_j); tt: row(g)[i] is the matrix
+// product prod_j G_j[:, w_j, i_j, :]; then the norm, in double.
 static void oracle_row(real *row, const real *params, const Embed *e, int w) {
     if (e->kind == EMBED_DENSE) {
         for (int c = 0; c < e->C; c++) row[c] = params[(size_t)w * e->C + c];
@@ -67,11 +78,11 @@ static void oracle_row(real *row, const real *params, const Embed *e, int w) {
     for (int j = 0; j < e->n; j++) {
         qoff[j] = Q;
         Q += e->q[j];
-        if (j) toff[j] = toff[j - 1] + (size_t)e->r * e->t[j - 1] * e->q[j - 1];
-        nf += (size_t)e->r * e->t[j] * e->q[j];
+        if (j) toff[j] = toff[j - 1] + factor_size(e, j - 1);
+        nf += factor_size(e, j);
     }
     if (e->kind == EMBED_KRON) nf = (size_t)(e->V - e->head) * e->r * Q;
-    for (int j = e->n - 1, x = g; j >= 0 && e->kind == EMBED_KRONXS; j--) {
+    for (int j = e->n - 1, x = g; j >= 0 && e->kind != EMBED_KRON; j--) {
         wd[j] = x % e->t[j];
         x /= e->t[j];
     }
@@ -91,8 +102,18 @@ static void oracle_row(real *row, const real *params, const Embed *e, int w) {
             id[j] = y % e->q[j];
             y /= e->q[j];
         }
-        double sum = 0;
-        for (int k = 0; k < e->r; k++) {
+        double sum = 0, v[64] = {1}, vn[64];        // tt: v = prod_{i<j} G_i[:, w_i, id_i, :]
+        for (int j = 0; j < e->n && e->kind == EMBED_TT; j++) {
+            for (int b = 0; b < tt_r(e, j + 1); b++) {
+                vn[b] = 0;
+                for (int k = 0; k < tt_r(e, j); k++)
+                    vn[b] += v[k] * f[toff[j] + (((size_t)k * e->t[j] + wd[j]) * e->q[j] + id[j]) *
+                                                    tt_r(e, j + 1) + b];
+            }
+            memcpy(v, vn, sizeof v);
+            sum = v[0];
+        }
+        for (int k = 0; k < e->r && e->kind != EMBED_TT; k++) {
             double prod = 1;
             for (int j = 0; j < e->n; j++) {
                 size_t at = e->kind == EMBED_KRON
@@ -162,6 +183,15 @@ static void test_defaults(void) {
         {"kronxs:r=2,head=1000,norm=ln,order=freq,layout=diag,lr=2.5", 9100, 256,
          "kronxs:n=2,r=2,q=16x16,t=90x90,head=1000,order=freq,layout=diag,norm=ln,lr=2.5",
          "options; t over V - head"},
+        {"tt", 8000, 256,
+         "tt:n=3,r=1,q=7x7x6,t=20x20x20,head=0,order=id,layout=radix,norm=ln,lr=3",
+         "tt defaults n=3"},
+        {"tt:r=16,head=200,order=freq,layout=diag,norm=rms,lr=2", 8000, 256,
+         "tt:n=3,r=16,q=7x7x6,t=20x20x20,head=200,order=freq,layout=diag,norm=rms,lr=2",
+         "tt options; t over V - head"},
+        {"tt:q=16x16", 100, 256,
+         "tt:n=2,r=1,q=16x16,t=10x10,head=0,order=id,layout=radix,norm=ln,lr=3",
+         "tt n from q"},
     };
     Embed e;
     for (size_t i = 0; i < sizeof defaults / sizeof defaults[0]; i++) {
@@ -177,7 +207,9 @@ static void test_defaults(void) {
     // the canonical string parses back to the same embedding
     const char *specs[] = {"dense", "kron:q=3x4", "kronxs:n=3,r=2", "kron:n=4,r=5",
                            "kronxs:r=2,q=3x4,t=4x3", "kron:head=3,norm=rms,lr=0.5",
-                           "kronxs:head=2,norm=ln,order=freq,layout=diag,lr=3"};
+                           "kronxs:head=2,norm=ln,order=freq,layout=diag,lr=3",
+                           "tt:r=3,head=1,order=freq,layout=diag,norm=none,lr=0.5",
+                           "tt:n=2,q=3x4"};
     int ok = 1;
     for (size_t i = 0; i < sizeof specs / sizeof specs[0]; i++) {
         Embed a = make(specs[i], 10, 12), b;
@@ -239,6 +271,16 @@ static void test_errors(void) {
         {"kronxs:head=-1", 100, 256, "head=-1 is not a count of tokens"},
         {"kronxs:head=100", 100, 256, "head=100 leaves no token to factorize"},
         {"kronxs:head=10,t=9x9", 100, 256, "t=9x9 gives 81 < factorized tokens V-head 90"},
+        {"tt:x=1", 100, 256, "unknown key 'x' in embedding spec 'tt:x=1'; tt takes n, r, q, t"},
+        {"tt:r=0", 100, 256, "r=0 is not a positive integer"},
+        {"tt:t=4x4x4", 100, 256, "t=4x4x4 gives 64 < vocabulary 100"},
+        {"tt:q=8x8x2", 100, 256, "q=8x8x2 gives 128 < d_model 256"},
+        {"tt:n=2,t=5x5x4", 100, 256, "n=2 but t=5x5x4 has 3 factors"},
+        {"tt:head=100", 100, 256, "head=100 leaves no token to factorize"},
+        {"tt:layout=snake", 100, 256, "layout=snake is not known; use layout=radix|diag"},
+        {"tt:r=70000,n=3,q=256x1x1,t=100x1x1", 100, 256, "parameters; lower r"},
+        {"tt:n=9", 100, 256, "n=9 is out of range"},
+        {"tensor", 100, 256, "use dense, kron, kronxs or tt"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         Embed e;
@@ -266,6 +308,11 @@ static void test_counts(void) {
         {"kron:n=2,r=3,q=8x8,head=100,norm=ln", 1000, 64, 100 * 64 + 900 * 3 * 16 + 2 * 64, 4},
         {"kronxs:n=2,r=4,q=8x8,t=30x30,head=100,norm=rms", 1000, 64,
          100 * 64 + 4 * (30 * 8 + 30 * 8) + 64, 4},
+        // cores (1, 10, 4, 4), (4, 10, 4, 4), (4, 10, 4, 1)
+        {"tt:n=3,r=4,q=4x4x4,t=10x10x10,norm=none", 1000, 64, 160 + 640 + 160, 3},
+        {"tt:n=3,r=4,q=4x4x4,t=10x10x9,head=100,norm=ln", 1000, 64,
+         100 * 64 + 160 + 640 + 4 * 9 * 4 + 2 * 64, 6},
+        {"tt:n=2,r=3,q=8x8,t=40x25,norm=none", 1000, 64, 40 * 8 * 3 + 3 * 25 * 8, 2},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         Embed e = make(cases[i].spec, cases[i].V, cases[i].C);
@@ -318,6 +365,11 @@ static void test_counts(void) {
     ok &= !strcmp(tn, "embed.norm.bias") && off == 6400 + 4 * 480 + 64 && !decay;
     CHECK(ok && embed_num_tensors(&e) == 5, "head, factors, norm tensors: names, offsets, "
           "no decay on the norm", "tensor %s at %zu", tn, off);
+    e = make("tt:n=3,r=4,q=4x4x4,t=10x10x9,head=100", 1000, 64);
+    embed_tensor_info(&e, 2, tn, sizeof tn, &ndim, s, &off, &numel, &decay);
+    CHECK(!strcmp(tn, "embed.tt.1") && ndim == 4 && s[0] == 4 && s[1] == 10 && s[2] == 4 &&
+          s[3] == 4 && off == 6400 + 160 && numel == 640 && decay, "tt tensor 1 name/shape",
+          "%s ndim %d (%d, %d, %d, %d) at %zu", tn, ndim, s[0], s[1], s[2], s[3], off);
 }
 
 // ----------------------------------------------------------------------------
@@ -383,6 +435,19 @@ static void test_hand(void) {
     embed_rows_forward(lo, lt, lp, &e, 3, 1);
     CHECK(lo[0] == 40 && lo[1] == 60 && lo[2] == 90, "diag layout by hand",
           "got %g %g %g", lo[0], lo[1], lo[2]);
+
+    // tt n=2 r=2, t=1x2, q=2x1, C = 2: G_0 (1, 1, 2, 2) = [[1, 2], [3, 4]] (rows i),
+    // G_1 (2, 2, 1, 1) = [[5, 6], [7, 8]] (rows k, columns w). Token 1 has digits (0, 1):
+    // row[i] = G_0[0, 0, i, :] . G_1[:, 1, 0, 0] = [1,2].[6,8], [3,4].[6,8] = [22, 50].
+    // For G = [1, 0]: dG_0[0, 0, 0, :] = [6, 8], dG_1[:, 1, 0, 0] = [1, 2].
+    e = make("tt:n=2,r=2,q=2x1,t=1x2,norm=none", 2, 2);
+    real tp[8] = {1, 2, 3, 4, 5, 6, 7, 8}, to[2], tg[8] = {0}, tG[2] = {1, 0};
+    embed_rows_forward(to, &one, tp, &e, 1, 1);
+    CHECK(to[0] == 22 && to[1] == 50, "tt 2-core row by hand", "got %g %g", to[0], to[1]);
+    embed_rows_backward(tg, tG, &one, tp, &e, 1, 1);
+    real wanttg[8] = {6, 8, 0, 0, 0, 1, 0, 2};
+    CHECK(max_abs_diff(tg, wanttg, 8) == 0, "tt 2-core gradient by hand",
+          "got %g %g %g %g %g %g %g %g", tg[0], tg[1], tg[2], tg[3], tg[4], tg[5], tg[6], tg[7]);
 
     // order=freq: counts {5, 9, 9, 1} rank tokens 1, 2 (tie by id), 0, 3
     double counts[4] = {5, 9, 9, 1};
@@ -460,6 +525,41 @@ static void test_low_rank(void) {
     free(p); free(out);
 }
 
+// A tensor train of order 2 is word2ketXS: row(w)[i_0 q_1 + i_1] =
+// sum_k G_0[0, w_0, i_0, k] G_1[k, w_1, i_1, 0] = sum_k F_{k,0}[w_0, i_0] F_{k,1}[w_1, i_1].
+// So with G_0 (1, t_0, q_0, R) the transpose of kronxs's factor 0 (R, t_0, q_0), and
+// G_1 (R, t_1, q_1, 1) its factor 1 as it is, tables and gradients agree (head, ln and
+// the freq order included, as the blocks are laid out alike around the factors).
+static void test_tt2_is_kronxs(void) {
+    const int V = 23, C = 11;
+    Embed x = make("kronxs:n=2,r=3,q=3x4,t=4x5,head=3,order=freq,layout=diag", V, C);
+    Embed t = make("tt:n=2,r=3,q=3x4,t=4x5,head=3,order=freq,layout=diag", V, C);
+    set_test_order(&x);
+    set_test_order(&t);
+    const size_t P = x.num_params, VC = (size_t)V * C;
+    const size_t f0 = x.factor_off, n0 = (size_t)3 * 4 * 3;     // factor 0: R t_0 q_0
+    uint64_t rng = 77;
+    real *px = alloc(P), *pt = alloc(P), *ta = alloc(VC), *tb = alloc(VC), *W = alloc(VC);
+    real *gx = alloc(P), *gt = alloc(P), *gmap = alloc(P);
+    fill_normal(px, P, &rng);
+    fill_normal(W, VC, &rng);
+    memcpy(pt, px, sizeof(real) * P);
+    for (int k = 0; k < 3; k++)            // F_{k,0}[a, b] -> G_0[0, a, b, k]
+        for (int ab = 0; ab < 12; ab++) pt[f0 + (size_t)ab * 3 + k] = px[f0 + (size_t)k * 12 + ab];
+    embed_table_forward(ta, px, &x);
+    embed_table_forward(tb, pt, &t);
+    embed_table_backward(gx, W, px, &x);
+    embed_table_backward(gt, W, pt, &t);
+    memcpy(gmap, gt, sizeof(real) * P);
+    for (int k = 0; k < 3; k++)
+        for (int ab = 0; ab < 12; ab++) gmap[f0 + (size_t)k * 12 + ab] = gt[f0 + (size_t)ab * 3 + k];
+    CHECK(t.num_params == P && n0 == 36 && max_abs_diff(ta, tb, VC) < 1e-12 &&
+          max_abs_diff(gx, gmap, P) < 1e-12, "tt n=2 equals kronxs with matching cores",
+          "params %zu vs %zu, table diff %g, grad diff %g", t.num_params, P,
+          max_abs_diff(ta, tb, VC), max_abs_diff(gx, gmap, P));
+    free(px); free(pt); free(ta); free(tb); free(W); free(gx); free(gt); free(gmap);
+}
+
 // ----------------------------------------------------------------------------
 // Oracle rows and finite-difference gradients
 
@@ -490,6 +590,14 @@ static const Case cases[] = {
     {"kronxs:n=2,r=3,q=3x4,t=4x3,norm=none", 10, 10},   // the plain product rows
     {"kron:n=3,r=3,q=2x3x2,norm=none", 10, 12},
     {"kronxs:n=2,r=2,q=1x12,t=10x1,norm=none", 10, 12}, // low rank, V x 2 times 2 x C
+    {"tt:n=3,r=2,q=2x3x2,t=2x3x2,norm=none", 10, 12},   // ragged: prod t > V
+    {"tt:n=3,r=3,q=2x3x2,t=3x2x2,norm=none", 11, 10},   // cut: prod q > C
+    {"tt:n=3,r=2,q=2x3x2,t=2x2x2,head=3,order=freq", 10, 10},   // ln by default
+    {"tt:n=3,r=2,q=3x2x2,t=3x2x2,head=2,order=freq,layout=diag,norm=rms", 12, 11},
+    {"tt:n=2,r=3,q=3x4,t=4x3,norm=none", 10, 10},
+    {"tt:n=4,r=2,q=2x2x2x2,t=2x2x2x2,norm=none", 15, 13},
+    {"tt:n=1,r=1,q=12,t=10,norm=none", 10, 12},
+    {"tt:n=3,r=1,q=2x3x2,t=2x3x2,layout=diag", 12, 12},
 };
 #define NCASES (int)(sizeof cases / sizeof cases[0])
 
@@ -569,13 +677,54 @@ static void test_oracle_and_gradients(void) {
     }
 }
 
+// tt with more slots than tt_slots_backward's chunk (1024): the gradient of
+// L = <W, table> (and of rows of a batch of 1500 tokens) along a random direction v,
+// against (L(p + h v) - L(p - h v)) / 2h, which is exact up to O(h^2) and rounding.
+static void test_tt_chunks(void) {
+    const int V = 1300, C = 12, N = 1500;
+    Embed e = make("tt:n=3,r=3,q=2x3x2,head=5,order=freq,norm=ln", V, C);
+    set_test_order(&e);
+    const size_t P = e.num_params, VC = (size_t)V * C;
+    uint64_t rng = 31;
+    real *p = alloc(P), *v = alloc(P), *q = alloc(P), *g = alloc(P), *W = alloc((size_t)N * C);
+    real *buf = alloc((size_t)N * C);               // N > V: rows or the table
+    int *tokens = malloc(sizeof(int) * N);
+    for (int i = 0; i < N; i++) tokens[i] = (int)(rng_next(&rng) % V);
+    fill_normal(p, P, &rng);
+    fill_normal(v, P, &rng);
+    fill_normal(W, (size_t)N * C, &rng);
+    for (int rows = 0; rows < 2; rows++) {
+        const size_t nw = rows ? (size_t)N * C : VC;
+        memset(g, 0, sizeof(real) * P);
+        if (rows) embed_rows_backward(g, W, tokens, p, &e, N, 1);
+        else embed_table_backward(g, W, p, &e);
+        const double h = 1e-5;
+        double l[2];
+        for (int sgn = 0; sgn < 2; sgn++) {
+            for (size_t i = 0; i < P; i++) q[i] = p[i] + (sgn ? -h : h) * v[i];
+            if (rows) embed_rows_forward(buf, tokens, q, &e, N, 1);
+            const real *t = rows ? buf : embed_table_forward(buf, q, &e);
+            l[sgn] = dot(t, W, nw);
+        }
+        const double fd = (l[0] - l[1]) / (2 * h), an = dot(g, v, P);
+        CHECK(fabs(an - fd) < 1e-7 * fabs(fd) && fabs(fd) > 0,
+              rows ? "tt rows gradient over chunks: directional derivative"
+                   : "tt table gradient over chunks: directional derivative",
+              "analytic %.12g, finite difference %.12g", an, fd);
+    }
+    free(p); free(v); free(q); free(g); free(W); free(buf); free(tokens);
+}
+
 // ----------------------------------------------------------------------------
 // Initialization statistics
 
 static void test_init(void) {
     const char *specs[] = {"dense", "kron:n=2,r=4", "kronxs:n=3,r=2", "kronxs:n=4,r=1",
                            "kron:n=4,r=2", "kronxs:n=2,r=4,head=50,norm=rms",
-                           "kronxs:n=2,r=2,layout=diag,norm=ln,head=10"};
+                           "kronxs:n=2,r=2,layout=diag,norm=ln,head=10",
+                           "tt:n=3,r=4,norm=none", "tt:n=3,r=1,norm=none",
+                           "tt:n=4,r=3,norm=none", "tt:n=2,r=8,norm=none",
+                           "tt:n=3,r=6,head=20,order=id,norm=ln"};
     const int V = 2000, C = 64;
     real *table = alloc((size_t)V * C);
     for (size_t i = 0; i < sizeof specs / sizeof specs[0]; i++) {
@@ -616,7 +765,8 @@ static void test_threads(void) {
     const char *specs[] = {"dense", "kron:n=3,r=3", "kronxs:n=2,r=3,t=20x16",
                            "kronxs:n=3,r=2,q=4x3x4",
                            "kronxs:n=2,r=3,layout=diag,norm=ln,head=7,order=freq",
-                           "kron:n=3,r=3,norm=rms,head=5,order=freq"};
+                           "kron:n=3,r=3,norm=rms,head=5,order=freq",
+                           "tt:n=3,r=3,q=4x3x4,norm=ln,head=7,order=freq,layout=diag"};
     const int V = 300, C = 40, N = 700;
     int *tokens = malloc(sizeof(int) * N);
     uint64_t rng = 9;
@@ -659,7 +809,9 @@ int main(void) {
     test_hand();
     test_n1_is_dense();
     test_low_rank();
+    test_tt2_is_kronxs();
     test_oracle_and_gradients();
+    test_tt_chunks();
     test_init();
 #ifdef _OPENMP
     test_threads();

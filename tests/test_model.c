@@ -504,6 +504,8 @@ int main(void) {
                     "full model gradient: seq2seq, tied kronxs with head, freq, diag, ln");
     test_model_grad(ARCH_LM, 1, "kron:n=2,r=2,q=4x2,head=3,norm=rms",
                     "full model gradient: lm, tied kron with head, rms");
+    test_model_grad(ARCH_SEQ2SEQ, 1, "tt:n=3,r=2,q=2x2x2,t=3x2x2,head=3,order=freq,layout=diag",
+                    "full model gradient: seq2seq, tied tt with head, freq, diag, ln");
     test_adamw();
     test_clip();
     test_training_reduces_loss();

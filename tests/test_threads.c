@@ -141,6 +141,7 @@ int main(void) {
     test_config(ARCH_SEQ2SEQ, 1, "dense", "seq2seq, tied dense");
     test_config(ARCH_SEQ2SEQ, 0, "kron:n=2,r=2", "seq2seq, untied kron");
     test_config(ARCH_LM, 1, "kronxs:n=2,r=4", "lm, tied kronxs");
+    test_config(ARCH_LM, 1, "tt:n=3,r=3,head=5,order=freq", "lm, tied tt");
 #else
     printf("SKIP test_threads: built without OpenMP, there is one thread\n");
 #endif
