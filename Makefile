@@ -84,8 +84,8 @@ $(MODE):
 $(PROG): train.c $(OBJ) $(HDR) $(MODE)
 	$(CC) $(CFLAGS) -o $@ train.c $(OBJ) $(LDLIBS)
 
-tests/test_embed: tests/test_embed.c tests/check.h $(BUILD)/double/embed_factor.o $(MODE)
-	$(CC) $(CFLAGS) -DKF_DOUBLE -o $@ $< $(BUILD)/double/embed_factor.o $(LDLIBS)
+tests/test_embed: tests/test_embed.c tests/check.h $(BUILD)/double/embed_factor.o $(BUILD)/double/matmul.o $(MODE)
+	$(CC) $(CFLAGS) -DKF_DOUBLE -o $@ $< $(BUILD)/double/embed_factor.o $(BUILD)/double/matmul.o $(LDLIBS)
 tests/test_model: tests/test_model.c tests/check.h $(DOBJ) $(MODE)
 	$(CC) $(CFLAGS) -DKF_DOUBLE -o $@ $< $(DOBJ) $(LDLIBS)
 tests/test_decode_double: tests/test_decode.c tests/check.h $(DOBJ) $(MODE)

@@ -48,6 +48,7 @@
 // exceed its target (q_j <= C, t_j <= V - head): the excess could never reach a row.
 // Tokens passed to the kernels must be in [0, V).
 #include "embed_factor.h"
+#include "matmul.h"
 
 #include <ctype.h>
 #include <limits.h>
@@ -700,6 +701,14 @@ static real norm_standardize(real *x, const Embed *e) {
     return r;
 }
 
+// x = alpha (gamma xhat + beta) in place: the normalized row of product row x (C).
+static void norm_row(real *x, const real *params, const Embed *e, real alpha) {
+    norm_standardize(x, e);
+    const real *gamma = params + e->norm_off, *beta = gamma + e->C;
+    for (int c = 0; c < e->C; c++)
+        x[c] = alpha * (gamma[c] * x[c] + (e->norm == EMBED_NORM_LN ? beta[c] : 0));
+}
+
 // out = alpha row(slot s): a head row, or the product row, normalized if asked.
 //                                                              out (C), work (pre)
 static void slot_row(real *out, const real *params, const Embed *e, const Plan *p, int s,
@@ -715,10 +724,66 @@ static void slot_row(real *out, const real *params, const Embed *e, const Plan *
         return;
     }
     product_row(out, params, e, p, s - e->head, 1, work);
-    norm_standardize(out, e);
-    const real *gamma = params + e->norm_off, *beta = gamma + C;
-    for (int c = 0; c < C; c++)
-        out[c] = alpha * (gamma[c] * out[c] + (e->norm == EMBED_NORM_LN ? beta[c] : 0));
+    norm_row(out, params, e, alpha);
+}
+
+// ----------------------------------------------------------------------------
+// kronxs with n = 2: the table as one matrix product
+//
+// With factor rows a < t_0, b < t_1 and columns i < q_0, j < q_1, entry i q_1 + j of the
+// product row of grid cell (a, b) is sum_k F_{k,0}[a, i] F_{k,1}[b, j]. Rearranged with
+// rows (a, i) and columns (b, j) (Van Loan and Pitsianis), all of them form one matrix
+// of rank R,
+//   M[(a, i), (b, j)] = sum_k F_{k,0}[a, i] F_{k,1}[b, j],   M = F_0^T F_1,
+// where F_j is the (R, t_j q_j) matrix that tensor j is stored as. So the forward is one
+// mm_tn with K = R; the row of slot g is read from M at its cell (a, b) = its digits:
+// q_0 runs of q_1 contiguous reals, t_1 q_1 apart, cut to C. Given the rearranged row
+// gradients dM (zero at the cells that reach no row: grid cells past V - head, entries
+// past C), the chain rule through M = F_0^T F_1 gives the backward as two products,
+//   dF_0 += F_1 dM^T (mm_nt, K = t_1 q_1),   dF_1 += F_0 dM (mm_nn, K = t_0 q_0),
+// each contracting over the whole table at once: no per-slot scratch, no grouping by
+// digit, the reuse across ranks and slots is the matrix product's blocking. Each costs
+// R prod(t) prod(q) multiply-adds (about V R C) at matrix-product speed, plus a copy
+// of the (V, C) table between the two layouts. M is prod(t) prod(q) reals, so this path
+// is taken only while that is at most twice the table (else the per-slot loops).
+
+static int matrix_path(const Embed *e) {
+    if (e->kind != EMBED_KRONXS || e->n != 2) return 0;
+    double cells = (double)e->t[0] * e->q[0] * e->t[1] * e->q[1];
+    return cells <= 2.0 * (e->V - e->head) * e->C && cells <= INT_MAX;
+}
+
+// Offset in M (t_0 q_0, t_1 q_1) of entry 0 of the product row of factorized slot g.
+static size_t cell_offset(int g, const Embed *e) {
+    int d[EMBED_MAX_ORDER];
+    grid_digits(d, g, e);
+    return (size_t)d[0] * e->q[0] * e->t[1] * e->q[1] + (size_t)d[1] * e->q[1];
+}
+
+// Copies the C entries of a row between the table layout and M: run i (entries i q_1 ..
+// i q_1 + q_1 - 1, the last run cut to C) from src + i src_ld to dst + i dst_ld.
+static void copy_runs(real *dst, size_t dst_ld, const real *src, size_t src_ld,
+                      const Embed *e) {
+    const int C = e->C, q1 = e->q[1];
+    for (int i = 0; i * q1 < C; i++)
+        memcpy(dst + i * dst_ld, src + i * src_ld, sizeof(real) * (C - i * q1 < q1 ? C - i * q1 : q1));
+}
+
+// M = F_0^T F_1, every grid cell's product row, rearranged.      M (t_0 q_0, t_1 q_1)
+static void kronxs2_product(real *M, const real *params, const Embed *e) {
+    const int R = e->r, m0 = e->t[0] * e->q[0], m1 = e->t[1] * e->q[1];
+    const real *F0 = params + e->factor_off, *F1 = F0 + (size_t)R * m0;   // (R, m0), (R, m1)
+    mm_tn(M, F0, F1, m0, m1, R, m0, m1, m1, OVERWRITE);
+}
+
+// dF_0 += F_1 dM^T and dF_1 += F_0 dM.                           dM (t_0 q_0, t_1 q_1)
+static void kronxs2_backward(real *dparams, const real *dM, const real *params,
+                             const Embed *e) {
+    const int R = e->r, m0 = e->t[0] * e->q[0], m1 = e->t[1] * e->q[1];
+    const real *F0 = params + e->factor_off, *F1 = F0 + (size_t)R * m0;   // (R, m0), (R, m1)
+    real *dF0 = dparams + e->factor_off, *dF1 = dF0 + (size_t)R * m0;
+    mm_nt(dF0, F1, dM, R, m0, m1, m1, m1, m0, ACCUMULATE);
+    mm_nn(dF1, F0, dM, R, m1, m0, m0, m1, m1, ACCUMULATE);
 }
 
 // ----------------------------------------------------------------------------
@@ -758,7 +823,7 @@ void embed_rows_forward(real *out, const int *tokens, const real *params,
 //           products of a cached prefix with F_{k,N-1}[g_{N-1}, :]. (In the diag
 //           layout consecutive slots share no prefix: V R C / q_{N-1} more.)
 // A norm adds 3 C per row.
-const real *embed_table_forward(real *scratch, const real *params, const Embed *e) {
+const real *embed_table_forward_ref(real *scratch, const real *params, const Embed *e) {
     if (e->kind == EMBED_DENSE) return params;
     const int V = e->V, C = e->C;
     Plan p;
@@ -794,15 +859,31 @@ const real *embed_table_forward(real *scratch, const real *params, const Embed *
                 const real *FN = params + p.xoff[n - 1] + ((size_t)k * tN + d[n - 1]) * qN;
                 kron_cut(row, work + (size_t)k * p.pre + p.poff[n - 1], FN, qN, C, 1);
             }
-            if (e->norm != EMBED_NORM_NONE) {
-                norm_standardize(row, e);
-                const real *gamma = params + e->norm_off, *beta = gamma + C;
-                for (int c = 0; c < C; c++)
-                    row[c] = gamma[c] * row[c] + (e->norm == EMBED_NORM_LN ? beta[c] : 0);
-            }
+            if (e->norm != EMBED_NORM_NONE) norm_row(row, params, e, 1);
         }
         free(work);
     }
+    return scratch;
+}
+
+// kronxs, n = 2: the rows read from M = F_0^T F_1 (see above); the rest as the reference.
+const real *embed_table_forward(real *scratch, const real *params, const Embed *e) {
+    if (!matrix_path(e)) return embed_table_forward_ref(scratch, params, e);
+    const int V = e->V, C = e->C;
+    real *M = xmalloc(sizeof(real) * (size_t)e->t[0] * e->q[0] * e->t[1] * e->q[1]);
+    kronxs2_product(M, params, e);
+    const size_t m1 = (size_t)e->t[1] * e->q[1];
+    #pragma omp parallel for schedule(static)
+    for (int s = 0; s < V; s++) {
+        real *row = scratch + (size_t)token_of(e, s) * C;   // (C)
+        if (s < e->head) {
+            memcpy(row, params + (size_t)s * C, sizeof(real) * C);
+            continue;
+        }
+        copy_runs(row, e->q[1], M + cell_offset(s - e->head, e), m1, e);
+        if (e->norm != EMBED_NORM_NONE) norm_row(row, params, e, 1);
+    }
+    free(M);
     return scratch;
 }
 
@@ -848,23 +929,34 @@ static void kronxs_reduce(real *dparams, const real *gtok, const int *grid, int 
     free(digits);
 }
 
-// The norm's backward for nu factorized slots grid[u] with row gradients G (nu, C):
-// dgamma, dbeta into dparams, and the gradient of the product rows into dx (nu, C).
-// The gain's gradient sums over the slots in increasing u, one thread per channel.
-static void norm_backward(real *dparams, real *dx, const real *G, const int *grid, int nu,
-                          const real *params, const Embed *e, const Plan *p) {
+// X[u] = the product row of factorized slot grid[u]: read from M (kronxs2_product) if
+// given, else built.                                                        X (nu, C)
+static void product_rows(real *X, const int *grid, int nu, const real *M,
+                         const real *params, const Embed *e, const Plan *p) {
     const int C = e->C;
-    real *X = xmalloc(sizeof(real) * (size_t)nu * C), *r = xmalloc(sizeof(real) * (size_t)nu);
     #pragma omp parallel
     {
         real *work = xmalloc(sizeof(real) * p->pre);
         #pragma omp for schedule(static)
-        for (int u = 0; u < nu; u++) {                 // X[u] = xhat of the row
-            product_row(X + (size_t)u * C, params, e, p, grid[u], 1, work);
-            r[u] = norm_standardize(X + (size_t)u * C, e);
+        for (int u = 0; u < nu; u++) {
+            if (M) copy_runs(X + (size_t)u * C, e->q[1], M + cell_offset(grid[u], e),
+                             (size_t)e->t[1] * e->q[1], e);
+            else product_row(X + (size_t)u * C, params, e, p, grid[u], 1, work);
         }
         free(work);
     }
+}
+
+// The norm's backward for nu factorized slots with product rows X (nu, C, overwritten
+// with xhat) and row gradients G (nu, C): dgamma, dbeta into dparams, and the gradient
+// of the product rows into dx (nu, C). The gain's gradient sums over the slots in
+// increasing u, one thread per channel.
+static void norm_backward(real *dparams, real *dx, const real *G, real *X, int nu,
+                          const real *params, const Embed *e) {
+    const int C = e->C;
+    real *r = xmalloc(sizeof(real) * (size_t)nu);
+    #pragma omp parallel for schedule(static)
+    for (int u = 0; u < nu; u++) r[u] = norm_standardize(X + (size_t)u * C, e);
     real *dgamma = dparams + e->norm_off, *dbeta = dgamma + C;
     const real *gamma = params + e->norm_off;
     #pragma omp parallel for schedule(static)
@@ -892,13 +984,13 @@ static void norm_backward(real *dparams, real *dx, const real *G, const int *gri
             d[c] = (real)(r[u] * (g[c] * gamma[c] - mean_d - xh[c] * mean_dx));
     }
     free(r);
-    free(X);
 }
 
 // dparams += the gradient from nu distinct slots uslot[u], in increasing order, each
-// with its summed, scaled row gradient G[u, :].                           G (nu, C)
+// with its summed, scaled row gradient G[u, :]. by_matrix: kronxs n = 2 through
+// M = F_0^T F_1 (when matrix_path allows), else per slot.                 G (nu, C)
 static void slots_backward(real *dparams, const real *G, const int *uslot, int nu,
-                           const real *params, const Embed *e) {
+                           const real *params, const Embed *e, int by_matrix) {
     const int C = e->C;
     const int own = e->kind == EMBED_DENSE ? e->V : e->head;   // slots with own rows
     int nh = 0;                                        // they come first
@@ -916,11 +1008,30 @@ static void slots_backward(real *dparams, const real *G, const int *uslot, int n
     for (int u = 0; u < nf; u++) grid[u] = uslot[nh + u] - e->head;
     Plan p;
     plan_init(&p, e);
+    // the matrix path: M, then the rearranged gradient dM in the same buffer
+    const size_t cells = (size_t)e->t[0] * e->q[0] * e->t[1] * e->q[1];
+    real *M = by_matrix && matrix_path(e) ? xmalloc(sizeof(real) * cells) : NULL;
     real *dx = NULL;                                   // the product rows' gradient
     if (e->norm != EMBED_NORM_NONE) {
+        real *X = xmalloc(sizeof(real) * (size_t)nf * C);
+        if (M) kronxs2_product(M, params, e);
+        product_rows(X, grid, nf, M, params, e, &p);
         dx = xmalloc(sizeof(real) * (size_t)nf * C);
-        norm_backward(dparams, dx, G, grid, nf, params, e, &p);
+        norm_backward(dparams, dx, G, X, nf, params, e);
+        free(X);
         G = dx;
+    }
+    if (M) {
+        if (cells > (size_t)nf * C) memset(M, 0, sizeof(real) * cells);   // cells of no row
+        #pragma omp parallel for schedule(static)
+        for (int u = 0; u < nf; u++)
+            copy_runs(M + cell_offset(grid[u], e), (size_t)e->t[1] * e->q[1],
+                      G + (size_t)u * C, e->q[1], e);
+        kronxs2_backward(dparams, M, params, e);
+        free(M);
+        free(dx);
+        free(grid);
+        return;
     }
     // kron: gradients go straight to the slot's own parameters. kronxs: to gtok
     // (nf, R, Q), laid out like kron parameters, then reduced into the shared rows.
@@ -978,7 +1089,7 @@ void embed_rows_backward(real *dparams, const real *dout, const int *tokens,
         }
         for (int c = 0; c < C; c++) g[c] *= scale;
     }
-    slots_backward(dparams, G, uslot, nu, params, e);
+    slots_backward(dparams, G, uslot, nu, params, e, 0);
     free(G);
     free(uslot);
     free(start);
@@ -990,8 +1101,11 @@ void embed_rows_backward(real *dparams, const real *dout, const int *tokens,
 // V R Q reals of scratch for the per-slot factor gradients; with a norm, one more
 // product row per slot (the forward's xhat is not kept). Rows g >= V - head of a
 // kronxs grid (prod t > V - head) are not in the table and contribute nothing.
-void embed_table_backward(real *dparams, const real *dtable, const real *params,
-                          const Embed *e) {
+// by_matrix (embed_table_backward): kronxs n = 2 instead costs two matrix products of
+// about V R C each and one of M (t_0 q_0, t_1 q_1) of scratch, plus M = F_0^T F_1 again
+// with a norm (see "kronxs with n = 2").
+static void table_backward(real *dparams, const real *dtable, const real *params,
+                           const Embed *e, int by_matrix) {
     const int V = e->V, C = e->C;
     int *uslot = xmalloc(sizeof(int) * (size_t)V);
     for (int s = 0; s < V; s++) uslot[s] = s;
@@ -1002,7 +1116,17 @@ void embed_table_backward(real *dparams, const real *dtable, const real *params,
         for (int s = 0; s < V; s++)
             memcpy(G + (size_t)s * C, dtable + (size_t)e->token[s] * C, sizeof(real) * C);
     }
-    slots_backward(dparams, G ? G : dtable, uslot, V, params, e);
+    slots_backward(dparams, G ? G : dtable, uslot, V, params, e, by_matrix);
     free(G);
     free(uslot);
+}
+
+void embed_table_backward_ref(real *dparams, const real *dtable, const real *params,
+                              const Embed *e) {
+    table_backward(dparams, dtable, params, e, 0);
+}
+
+void embed_table_backward(real *dparams, const real *dtable, const real *params,
+                          const Embed *e) {
+    table_backward(dparams, dtable, params, e, 1);
 }

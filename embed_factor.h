@@ -104,5 +104,10 @@ const real *embed_table_forward(real *scratch, const real *params, const Embed *
 // accumulates straight into dparams instead and need not call this.
 void embed_table_backward(real *dparams, const real *dtable, const real *params,
                           const Embed *e);
+// The same two, every row built and differentiated on its own (kronxs n = 2 reads the
+// rows from one matrix product in the two above): the reference the tests compare with.
+const real *embed_table_forward_ref(real *scratch, const real *params, const Embed *e);
+void embed_table_backward_ref(real *dparams, const real *dtable, const real *params,
+                              const Embed *e);
 
 #endif
