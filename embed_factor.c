@@ -687,15 +687,27 @@ static void product_row(real *out, const real *params, const Embed *e, const Pla
 // mean first, which adds the -mean(dxhat) term.) eps = 1e-5, as the model's LayerNorm.
 #define NORM_EPS 1e-5
 
+// sum_c (x[c] - m) (y[c] - m), or with y NULL sum_c (x[c] - m), in double, as LANES
+// interleaved partial sums added in a fixed order: the same on every thread, and a loop
+// that vectorizes (one running sum is one dependent add after another, 4 cycles each).
+enum { LANES = 8 };
+static double centered_sum(const real *x, const real *y, double m, int n) {
+    double acc[LANES] = {0}, s = 0;
+    int c = 0;
+    for (; c + LANES <= n && y; c += LANES)
+        for (int l = 0; l < LANES; l++) acc[l] += (x[c + l] - m) * (y[c + l] - m);
+    for (; c + LANES <= n && !y; c += LANES)
+        for (int l = 0; l < LANES; l++) acc[l] += x[c + l] - m;
+    for (; c < n; c++) acc[0] += (x[c] - m) * (y ? y[c] - m : 1);
+    for (int l = 0; l < LANES; l++) s += acc[l];
+    return s;
+}
+
 // xhat (C) in place of x; returns r.
 static real norm_standardize(real *x, const Embed *e) {
     const int C = e->C;
-    double mu = 0, ss = 0;
-    if (e->norm == EMBED_NORM_LN) {
-        for (int c = 0; c < C; c++) mu += x[c];
-        mu /= C;
-    }
-    for (int c = 0; c < C; c++) ss += (x[c] - mu) * (x[c] - mu);
+    const double mu = e->norm == EMBED_NORM_LN ? centered_sum(x, NULL, 0, C) / C : 0;
+    const double ss = centered_sum(x, x, mu, C);
     real r = (real)(1.0 / sqrt(ss / C + NORM_EPS));
     for (int c = 0; c < C; c++) x[c] = (real)((x[c] - mu) * r);
     return r;
@@ -746,6 +758,20 @@ static void slot_row(real *out, const real *params, const Embed *e, const Plan *
 // R prod(t) prod(q) multiply-adds (about V R C) at matrix-product speed, plus a copy
 // of the (V, C) table between the two layouts. M is prod(t) prod(q) reals, so this path
 // is taken only while that is at most twice the table (else the per-slot loops).
+
+// The scratch of the matrix path (n reals), grown on demand and kept by the calling
+// thread: in a fresh allocation of this size each step, the page faults of its first
+// touch cost as much as the products themselves.
+static _Thread_local real *ws_buf;
+static _Thread_local size_t ws_cap;
+static real *workspace(size_t n) {
+    if (n > ws_cap) {
+        free(ws_buf);
+        ws_buf = xmalloc(sizeof(real) * n);
+        ws_cap = n;
+    }
+    return ws_buf;
+}
 
 static int matrix_path(const Embed *e) {
     if (e->kind != EMBED_KRONXS || e->n != 2) return 0;
@@ -870,7 +896,7 @@ const real *embed_table_forward_ref(real *scratch, const real *params, const Emb
 const real *embed_table_forward(real *scratch, const real *params, const Embed *e) {
     if (!matrix_path(e)) return embed_table_forward_ref(scratch, params, e);
     const int V = e->V, C = e->C;
-    real *M = xmalloc(sizeof(real) * (size_t)e->t[0] * e->q[0] * e->t[1] * e->q[1]);
+    real *M = workspace((size_t)e->t[0] * e->q[0] * e->t[1] * e->q[1]);
     kronxs2_product(M, params, e);
     const size_t m1 = (size_t)e->t[1] * e->q[1];
     #pragma omp parallel for schedule(static)
@@ -883,7 +909,6 @@ const real *embed_table_forward(real *scratch, const real *params, const Embed *
         copy_runs(row, e->q[1], M + cell_offset(s - e->head, e), m1, e);
         if (e->norm != EMBED_NORM_NONE) norm_row(row, params, e, 1);
     }
-    free(M);
     return scratch;
 }
 
@@ -950,7 +975,7 @@ static void product_rows(real *X, const int *grid, int nu, const real *M,
 // The norm's backward for nu factorized slots with product rows X (nu, C, overwritten
 // with xhat) and row gradients G (nu, C): dgamma, dbeta into dparams, and the gradient
 // of the product rows into dx (nu, C). The gain's gradient sums over the slots in
-// increasing u, one thread per channel.
+// increasing u, one thread per block of channels.
 static void norm_backward(real *dparams, real *dx, const real *G, real *X, int nu,
                           const real *params, const Embed *e) {
     const int C = e->C;
@@ -959,29 +984,32 @@ static void norm_backward(real *dparams, real *dx, const real *G, real *X, int n
     for (int u = 0; u < nu; u++) r[u] = norm_standardize(X + (size_t)u * C, e);
     real *dgamma = dparams + e->norm_off, *dbeta = dgamma + C;
     const real *gamma = params + e->norm_off;
+    enum { CB = 32 };                                  // channels of a thread's block
     #pragma omp parallel for schedule(static)
-    for (int c = 0; c < C; c++) {
-        real sg = 0, sb = 0;
+    for (int c0 = 0; c0 < C; c0 += CB) {               // along rows, not down columns
+        const int cn = C - c0 < CB ? C - c0 : CB;
+        real sg[CB] = {0}, sb[CB] = {0};
         for (int u = 0; u < nu; u++) {
-            sg += G[(size_t)u * C + c] * X[(size_t)u * C + c];
-            sb += G[(size_t)u * C + c];
+            const real *g = G + (size_t)u * C + c0, *xh = X + (size_t)u * C + c0;
+            for (int c = 0; c < cn; c++) {
+                sg[c] += g[c] * xh[c];
+                sb[c] += g[c];
+            }
         }
-        dgamma[c] += sg;
-        if (e->norm == EMBED_NORM_LN) dbeta[c] += sb;
+        for (int c = 0; c < cn; c++) {
+            dgamma[c0 + c] += sg[c];
+            if (e->norm == EMBED_NORM_LN) dbeta[c0 + c] += sb[c];
+        }
     }
     #pragma omp parallel for schedule(static)
     for (int u = 0; u < nu; u++) {
         const real *g = G + (size_t)u * C, *xh = X + (size_t)u * C;
         real *d = dx + (size_t)u * C;
-        double mean_d = 0, mean_dx = 0;                // mean(dxhat), mean(dxhat xhat)
-        for (int c = 0; c < C; c++) {
-            mean_d += g[c] * gamma[c];
-            mean_dx += g[c] * gamma[c] * xh[c];
-        }
-        mean_d = e->norm == EMBED_NORM_LN ? mean_d / C : 0;
-        mean_dx /= C;
+        for (int c = 0; c < C; c++) d[c] = g[c] * gamma[c];   // dxhat
+        const double mean_d = e->norm == EMBED_NORM_LN ? centered_sum(d, NULL, 0, C) / C : 0;
+        const double mean_dx = centered_sum(d, xh, 0, C) / C;   // mean(dxhat xhat)
         for (int c = 0; c < C; c++)
-            d[c] = (real)(r[u] * (g[c] * gamma[c] - mean_d - xh[c] * mean_dx));
+            d[c] = (real)(r[u] * (d[c] - mean_d - xh[c] * mean_dx));
     }
     free(r);
 }
@@ -1008,17 +1036,18 @@ static void slots_backward(real *dparams, const real *G, const int *uslot, int n
     for (int u = 0; u < nf; u++) grid[u] = uslot[nh + u] - e->head;
     Plan p;
     plan_init(&p, e);
-    // the matrix path: M, then the rearranged gradient dM in the same buffer
-    const size_t cells = (size_t)e->t[0] * e->q[0] * e->t[1] * e->q[1];
-    real *M = by_matrix && matrix_path(e) ? xmalloc(sizeof(real) * cells) : NULL;
-    real *dx = NULL;                                   // the product rows' gradient
+    // The matrix path's M (then the rearranged gradient dM in the same place); with a
+    // norm, the product rows X (nf, C) and their gradient dx (nf, C). Kept scratch on
+    // the matrix path, allocated here otherwise.
+    const int matrix = by_matrix && matrix_path(e);
+    const size_t cells = matrix ? (size_t)e->t[0] * e->q[0] * e->t[1] * e->q[1] : 0;
+    const size_t rows = e->norm != EMBED_NORM_NONE ? (size_t)nf * C : 0;
+    real *buf = matrix ? workspace(cells + 2 * rows) : xmalloc(sizeof(real) * 2 * rows);
+    real *M = matrix ? buf : NULL, *X = buf + cells, *dx = X + rows;
     if (e->norm != EMBED_NORM_NONE) {
-        real *X = xmalloc(sizeof(real) * (size_t)nf * C);
         if (M) kronxs2_product(M, params, e);
         product_rows(X, grid, nf, M, params, e, &p);
-        dx = xmalloc(sizeof(real) * (size_t)nf * C);
         norm_backward(dparams, dx, G, X, nf, params, e);
-        free(X);
         G = dx;
     }
     if (M) {
@@ -1028,8 +1057,6 @@ static void slots_backward(real *dparams, const real *G, const int *uslot, int n
             copy_runs(M + cell_offset(grid[u], e), (size_t)e->t[1] * e->q[1],
                       G + (size_t)u * C, e->q[1], e);
         kronxs2_backward(dparams, M, params, e);
-        free(M);
-        free(dx);
         free(grid);
         return;
     }
@@ -1063,7 +1090,7 @@ static void slots_backward(real *dparams, const real *G, const int *uslot, int n
         kronxs_reduce(dparams, gtok, grid, nf, e, &p);
         free(gtok);
     }
-    free(dx);
+    free(buf);
     free(grid);
 }
 
