@@ -142,4 +142,4 @@ bench/bench_%: bench/bench_%.c $(OBJ) $(MODE)
 	$(CC) $(CFLAGS) -o $@ $< $(OBJ) $(LDLIBS)
 
 clean:
-	rm -rf build build-mpi build-san build-fuzz train train-mpi $(TESTS) tests/weights_diff tests/st_check bench/bench_matmul bench/bench_tokenizer bench/bench_step
+	rm -rf build build-mpi build-san build-fuzz train train-mpi $(TESTS) tests/weights_diff tests/st_check bench/bench_matmul bench/bench_tokenizer bench/bench_step bench/bench_embed

@@ -39,8 +39,9 @@
 // F_{k,j}[a, :], so each slot's factor gradients go to a scratch buffer, and for each
 // factor j the slots are grouped by their digit a and reduced in increasing slot
 // order, one thread per destination row (k, j, a); the norm's gain sums over slots
-// in order, one thread per channel. Results are bit-identical for any number of
-// threads.
+// in order, one thread per block of channels. The whole table of kronxs with n = 2
+// takes matrix products instead (see "kronxs with n = 2"), which fix their summation
+// order too. Results are bit-identical for any number of threads.
 //
 // Spec defaults: n = 2 (or the number of factors given in q or t), r = 1, q and t the
 // balanced factors of C and V - head (see balanced_factors: 16x16 for C = 256, n = 2;
