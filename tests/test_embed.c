@@ -571,11 +571,13 @@ static void test_oracle_and_gradients(void) {
 }
 
 // ----------------------------------------------------------------------------
-// The table's fast paths against the per-slot reference (embed_table_*_ref), at sizes
-// where the matrix products block and split over threads: kronxs n = 2 reads the rows
-// from M = F_0^T F_1. Forward values and gradients (accumulated onto random ones) agree
-// to rounding; the last spec's M would exceed twice the table, so it takes the per-slot
-// path and must agree exactly.
+// The table's fast paths and the rows' backward against the per-slot reference
+// (embed_table_*_ref, embed_rows_backward_ref), at sizes where the matrix products
+// block and split over threads: kronxs n = 2 goes through M = F_0^T F_1. Forward
+// values and gradients (accumulated onto random ones) agree to rounding; the last
+// spec's M would exceed twice the table, so it takes the per-slot path and must agree
+// exactly. The rows: 700 positions of 60 distinct tokens (the matrix path: 60 slots
+// are at least an eighth of the grid) and 12 positions of 4 (per slot, exactly).
 
 static void test_table_fast_vs_ref(void) {
     static const Case fast[] = {
@@ -595,7 +597,8 @@ static void test_table_fast_vs_ref(void) {
         const size_t P = e.num_params, VC = (size_t)e.V * e.C;
         uint64_t rng = 77 + ci;
         real *p = alloc(P), *ta = alloc(VC), *tb = alloc(VC), *W = alloc(VC);
-        real *ga = alloc(P), *gb = alloc(P);
+        real *ga = alloc(P), *gb = alloc(P), *ra = alloc(P), *rb = alloc(P);
+        real *dout = alloc((size_t)700 * e.C);
         fill_normal(p, P, &rng);
         fill_normal(W, VC, &rng);
         fill_normal(ga, P, &rng);
@@ -610,7 +613,21 @@ static void test_table_fast_vs_ref(void) {
         char name[128];
         snprintf(name, sizeof name, "table fast = reference %s V=%d C=%d", c->spec, c->V, c->C);
         CHECK(ft <= tol && fg <= tol, name, "relative difference: table %g, gradient %g", ft, fg);
-        free(p); free(ta); free(tb); free(W); free(ga); free(gb);
+        for (int few = 0; few < 2; few++) {
+            const int N = few ? 12 : 700;
+            int tokens[700];
+            for (int i = 0; i < N; i++) tokens[i] = (int)(rng_next(&rng) % (few ? 4 : 60)) * 4;
+            fill_normal(ra, P, &rng);
+            fill_normal(dout, (size_t)N * e.C, &rng);
+            memcpy(rb, ra, sizeof(real) * P);
+            embed_rows_backward(ra, dout, tokens, p, &e, N, (real)1.3);
+            embed_rows_backward_ref(rb, dout, tokens, p, &e, N, (real)1.3);
+            double fr = max_abs_diff(ra, rb, P) / max_abs(rb, P);
+            snprintf(name, sizeof name, "rows_backward fast = reference, %d of %d tokens %s",
+                     few ? 4 : 60, N, c->spec);
+            CHECK(fr <= (few ? 0 : tol), name, "relative difference %g", fr);
+        }
+        free(p); free(ta); free(tb); free(W); free(ga); free(gb); free(ra); free(rb); free(dout);
     }
 }
 
