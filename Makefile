@@ -85,8 +85,8 @@ $(MODE):
 $(PROG): train.c $(OBJ) $(HDR) $(MODE)
 	$(CC) $(CFLAGS) -o $@ train.c $(OBJ) $(LDLIBS)
 
-tests/test_embed: tests/test_embed.c tests/check.h $(BUILD)/double/embed_factor.o $(MODE)
-	$(CC) $(CFLAGS) -DKF_DOUBLE -o $@ $< $(BUILD)/double/embed_factor.o $(LDLIBS)
+tests/test_embed: tests/test_embed.c tests/check.h $(BUILD)/double/embed_factor.o $(BUILD)/double/matmul.o $(MODE)
+	$(CC) $(CFLAGS) -DKF_DOUBLE -o $@ $< $(BUILD)/double/embed_factor.o $(BUILD)/double/matmul.o $(LDLIBS)
 tests/test_model: tests/test_model.c tests/check.h $(DOBJ) $(MODE)
 	$(CC) $(CFLAGS) -DKF_DOUBLE -o $@ $< $(DOBJ) $(LDLIBS)
 tests/test_decode_double: tests/test_decode.c tests/check.h $(DOBJ) $(MODE)
@@ -143,4 +143,4 @@ bench/bench_%: bench/bench_%.c $(OBJ) $(MODE)
 	$(CC) $(CFLAGS) -o $@ $< $(OBJ) $(LDLIBS)
 
 clean:
-	rm -rf build build-mpi build-san build-fuzz train train-mpi $(TESTS) tests/weights_diff tests/st_check bench/bench_matmul bench/bench_tokenizer bench/bench_step
+	rm -rf build build-mpi build-san build-fuzz train train-mpi $(TESTS) tests/weights_diff tests/st_check bench/bench_matmul bench/bench_tokenizer bench/bench_step bench/bench_embed

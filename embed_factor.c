@@ -40,8 +40,9 @@
 // F_{k,j}[a, :], so each slot's factor gradients go to a scratch buffer, and for each
 // factor j the slots are grouped by their digit a and reduced in increasing slot
 // order, one thread per destination row (k, j, a); the norm's gain sums over slots
-// in order, one thread per channel. Results are bit-identical for any number of
-// threads.
+// in order, one thread per block of channels. The whole table of kronxs with n = 2
+// takes matrix products instead (see "kronxs with n = 2"), which fix their summation
+// order too. Results are bit-identical for any number of threads.
 //
 // tt shares core slices between slots as kronxs shares factor rows; its row and
 // backward are a chain of small matrix products (see "The tensor train" below), and
@@ -53,6 +54,7 @@
 // exceed its target (q_j <= C, t_j <= V - head): the excess could never reach a row.
 // Tokens passed to the kernels must be in [0, V).
 #include "embed_factor.h"
+#include "matmul.h"
 #include "vecmath.h"
 
 #include <ctype.h>
@@ -802,18 +804,38 @@ static void product_row(real *out, const real *params, const Embed *e, const Pla
 // mean first, which adds the -mean(dxhat) term.) eps = 1e-5, as the model's LayerNorm.
 #define NORM_EPS 1e-5
 
+// sum_c (x[c] - m) (y[c] - m), or with y NULL sum_c (x[c] - m), in double, as LANES
+// interleaved partial sums added in a fixed order: the same on every thread, and a loop
+// that vectorizes (one running sum is one dependent add after another, 4 cycles each).
+enum { LANES = 8 };
+static double centered_sum(const real *x, const real *y, double m, int n) {
+    double acc[LANES] = {0}, s = 0;
+    int c = 0;
+    for (; c + LANES <= n && y; c += LANES)
+        for (int l = 0; l < LANES; l++) acc[l] += (x[c + l] - m) * (y[c + l] - m);
+    for (; c + LANES <= n && !y; c += LANES)
+        for (int l = 0; l < LANES; l++) acc[l] += x[c + l] - m;
+    for (; c < n; c++) acc[0] += (x[c] - m) * (y ? y[c] - m : 1);
+    for (int l = 0; l < LANES; l++) s += acc[l];
+    return s;
+}
+
 // xhat (C) in place of x; returns r.
 static real norm_standardize(real *x, const Embed *e) {
     const int C = e->C;
-    double mu = 0, ss = 0;
-    if (e->norm == EMBED_NORM_LN) {
-        for (int c = 0; c < C; c++) mu += x[c];
-        mu /= C;
-    }
-    for (int c = 0; c < C; c++) ss += (x[c] - mu) * (x[c] - mu);
+    const double mu = e->norm == EMBED_NORM_LN ? centered_sum(x, NULL, 0, C) / C : 0;
+    const double ss = centered_sum(x, x, mu, C);
     real r = (real)(1.0 / sqrt(ss / C + NORM_EPS));
     for (int c = 0; c < C; c++) x[c] = (real)((x[c] - mu) * r);
     return r;
+}
+
+// x = alpha (gamma xhat + beta) in place: the normalized row of product row x (C).
+static void norm_row(real *x, const real *params, const Embed *e, real alpha) {
+    norm_standardize(x, e);
+    const real *gamma = params + e->norm_off, *beta = gamma + e->C;
+    for (int c = 0; c < e->C; c++)
+        x[c] = alpha * (gamma[c] * x[c] + (e->norm == EMBED_NORM_LN ? beta[c] : 0));
 }
 
 // out = alpha row(slot s): a head row, or the product row, normalized if asked.
@@ -831,10 +853,80 @@ static void slot_row(real *out, const real *params, const Embed *e, const Plan *
         return;
     }
     product_row(out, params, e, p, s - e->head, 1, work);
-    norm_standardize(out, e);
-    const real *gamma = params + e->norm_off, *beta = gamma + C;
-    for (int c = 0; c < C; c++)
-        out[c] = alpha * (gamma[c] * out[c] + (e->norm == EMBED_NORM_LN ? beta[c] : 0));
+    norm_row(out, params, e, alpha);
+}
+
+// ----------------------------------------------------------------------------
+// kronxs with n = 2: the table as one matrix product
+//
+// With factor rows a < t_0, b < t_1 and columns i < q_0, j < q_1, entry i q_1 + j of the
+// product row of grid cell (a, b) is sum_k F_{k,0}[a, i] F_{k,1}[b, j]. Rearranged with
+// rows (a, i) and columns (b, j) (Van Loan and Pitsianis), all of them form one matrix
+// of rank R,
+//   M[(a, i), (b, j)] = sum_k F_{k,0}[a, i] F_{k,1}[b, j],   M = F_0^T F_1,
+// where F_j is the (R, t_j q_j) matrix that tensor j is stored as. So the forward is one
+// mm_tn with K = R; the row of slot g is read from M at its cell (a, b) = its digits:
+// q_0 runs of q_1 contiguous reals, t_1 q_1 apart, cut to C. Given the rearranged row
+// gradients dM (zero at the cells that reach no row: grid cells past V - head, entries
+// past C), the chain rule through M = F_0^T F_1 gives the backward as two products,
+//   dF_0 += F_1 dM^T (mm_nt, K = t_1 q_1),   dF_1 += F_0 dM (mm_nn, K = t_0 q_0),
+// each contracting over the whole table at once: no per-slot scratch, no grouping by
+// digit, the reuse across ranks and slots is the matrix product's blocking. Each costs
+// R prod(t) prod(q) multiply-adds (about V R C) at matrix-product speed, plus a copy
+// of the (V, C) table between the two layouts. M is prod(t) prod(q) reals, so this path
+// is taken only while that is at most twice the table (else the per-slot loops).
+
+// The scratch of the matrix path (n reals), grown on demand and kept by the calling
+// thread: in a fresh allocation of this size each step, the page faults of its first
+// touch cost as much as the products themselves.
+static _Thread_local real *ws_buf;
+static _Thread_local size_t ws_cap;
+static real *workspace(size_t n) {
+    if (n > ws_cap) {
+        free(ws_buf);
+        ws_buf = xmalloc(sizeof(real) * n);
+        ws_cap = n;
+    }
+    return ws_buf;
+}
+
+static int matrix_path(const Embed *e) {
+    if (e->kind != EMBED_KRONXS || e->n != 2) return 0;
+    double cells = (double)e->t[0] * e->q[0] * e->t[1] * e->q[1];
+    return cells <= 2.0 * (e->V - e->head) * e->C && cells <= INT_MAX;
+}
+
+// Offset in M (t_0 q_0, t_1 q_1) of entry 0 of the product row of factorized slot g.
+static size_t cell_offset(int g, const Embed *e) {
+    int d[EMBED_MAX_ORDER];
+    grid_digits(d, g, e);
+    return (size_t)d[0] * e->q[0] * e->t[1] * e->q[1] + (size_t)d[1] * e->q[1];
+}
+
+// Copies the C entries of a row between the table layout and M: run i (entries i q_1 ..
+// i q_1 + q_1 - 1, the last run cut to C) from src + i src_ld to dst + i dst_ld.
+static void copy_runs(real *dst, size_t dst_ld, const real *src, size_t src_ld,
+                      const Embed *e) {
+    const int C = e->C, q1 = e->q[1];
+    for (int i = 0; i * q1 < C; i++)
+        memcpy(dst + i * dst_ld, src + i * src_ld, sizeof(real) * (C - i * q1 < q1 ? C - i * q1 : q1));
+}
+
+// M = F_0^T F_1, every grid cell's product row, rearranged.      M (t_0 q_0, t_1 q_1)
+static void kronxs2_product(real *M, const real *params, const Embed *e) {
+    const int R = e->r, m0 = e->t[0] * e->q[0], m1 = e->t[1] * e->q[1];
+    const real *F0 = params + e->factor_off, *F1 = F0 + (size_t)R * m0;   // (R, m0), (R, m1)
+    mm_tn(M, F0, F1, m0, m1, R, m0, m1, m1, OVERWRITE);
+}
+
+// dF_0 += F_1 dM^T and dF_1 += F_0 dM.                           dM (t_0 q_0, t_1 q_1)
+static void kronxs2_backward(real *dparams, const real *dM, const real *params,
+                             const Embed *e) {
+    const int R = e->r, m0 = e->t[0] * e->q[0], m1 = e->t[1] * e->q[1];
+    const real *F0 = params + e->factor_off, *F1 = F0 + (size_t)R * m0;   // (R, m0), (R, m1)
+    real *dF0 = dparams + e->factor_off, *dF1 = dF0 + (size_t)R * m0;
+    mm_nt(dF0, F1, dM, R, m0, m1, m1, m1, m0, ACCUMULATE);
+    mm_nn(dF1, F0, dM, R, m1, m0, m0, m1, m1, ACCUMULATE);
 }
 
 // ----------------------------------------------------------------------------
@@ -874,7 +966,7 @@ void embed_rows_forward(real *out, const int *tokens, const real *params,
 //           products of a cached prefix with F_{k,N-1}[g_{N-1}, :]. (In the diag
 //           layout consecutive slots share no prefix: V R C / q_{N-1} more.)
 // A norm adds 3 C per row.
-const real *embed_table_forward(real *scratch, const real *params, const Embed *e) {
+const real *embed_table_forward_ref(real *scratch, const real *params, const Embed *e) {
     if (e->kind == EMBED_DENSE) return params;
     const int V = e->V, C = e->C;
     Plan p;
@@ -910,14 +1002,29 @@ const real *embed_table_forward(real *scratch, const real *params, const Embed *
                 const real *FN = params + p.xoff[n - 1] + ((size_t)k * tN + d[n - 1]) * qN;
                 kron_cut(row, work + (size_t)k * p.pre + p.poff[n - 1], FN, qN, C, 1);
             }
-            if (e->norm != EMBED_NORM_NONE) {
-                norm_standardize(row, e);
-                const real *gamma = params + e->norm_off, *beta = gamma + C;
-                for (int c = 0; c < C; c++)
-                    row[c] = gamma[c] * row[c] + (e->norm == EMBED_NORM_LN ? beta[c] : 0);
-            }
+            if (e->norm != EMBED_NORM_NONE) norm_row(row, params, e, 1);
         }
         free(work);
+    }
+    return scratch;
+}
+
+// kronxs, n = 2: the rows read from M = F_0^T F_1 (see above); the rest as the reference.
+const real *embed_table_forward(real *scratch, const real *params, const Embed *e) {
+    if (!matrix_path(e)) return embed_table_forward_ref(scratch, params, e);
+    const int V = e->V, C = e->C;
+    real *M = workspace((size_t)e->t[0] * e->q[0] * e->t[1] * e->q[1]);
+    kronxs2_product(M, params, e);
+    const size_t m1 = (size_t)e->t[1] * e->q[1];
+    #pragma omp parallel for schedule(static)
+    for (int s = 0; s < V; s++) {
+        real *row = scratch + (size_t)token_of(e, s) * C;   // (C)
+        if (s < e->head) {
+            memcpy(row, params + (size_t)s * C, sizeof(real) * C);
+            continue;
+        }
+        copy_runs(row, e->q[1], M + cell_offset(s - e->head, e), m1, e);
+        if (e->norm != EMBED_NORM_NONE) norm_row(row, params, e, 1);
     }
     return scratch;
 }
@@ -1051,57 +1158,75 @@ static void tt_slots_backward(real *dparams, const real *G, const int *grid, int
     free(gslot);
 }
 
-// The norm's backward for nu factorized slots grid[u] with row gradients G (nu, C):
-// dgamma, dbeta into dparams, and the gradient of the product rows into dx (nu, C).
-// The gain's gradient sums over the slots in increasing u, one thread per channel.
-static void norm_backward(real *dparams, real *dx, const real *G, const int *grid, int nu,
-                          const real *params, const Embed *e, const Plan *p) {
+// X[u] = the product row of factorized slot grid[u]: read from M (kronxs2_product) if
+// given, else built.                                                        X (nu, C)
+static void product_rows(real *X, const int *grid, int nu, const real *M,
+                         const real *params, const Embed *e, const Plan *p) {
     const int C = e->C;
-    real *X = xmalloc(sizeof(real) * (size_t)nu * C), *r = xmalloc(sizeof(real) * (size_t)nu);
     #pragma omp parallel
     {
         real *work = xmalloc(sizeof(real) * p->pre);
         #pragma omp for schedule(static)
-        for (int u = 0; u < nu; u++) {                 // X[u] = xhat of the row
-            product_row(X + (size_t)u * C, params, e, p, grid[u], 1, work);
-            r[u] = norm_standardize(X + (size_t)u * C, e);
+        for (int u = 0; u < nu; u++) {
+            if (M) copy_runs(X + (size_t)u * C, e->q[1], M + cell_offset(grid[u], e),
+                             (size_t)e->t[1] * e->q[1], e);
+            else product_row(X + (size_t)u * C, params, e, p, grid[u], 1, work);
         }
         free(work);
     }
+}
+
+// The norm's backward for nu factorized slots with product rows X (nu, C, overwritten
+// with xhat) and row gradients G (nu, C): dgamma, dbeta into dparams, and the gradient
+// of the product rows into dx (nu, C). The gain's gradient sums over the slots in
+// increasing u, one thread per block of channels.
+static void norm_backward(real *dparams, real *dx, const real *G, real *X, int nu,
+                          const real *params, const Embed *e) {
+    const int C = e->C;
+    real *r = xmalloc(sizeof(real) * (size_t)nu);
+    #pragma omp parallel for schedule(static)
+    for (int u = 0; u < nu; u++) r[u] = norm_standardize(X + (size_t)u * C, e);
     real *dgamma = dparams + e->norm_off, *dbeta = dgamma + C;
     const real *gamma = params + e->norm_off;
+    enum { CB = 32 };                                  // channels of a thread's block
     #pragma omp parallel for schedule(static)
-    for (int c = 0; c < C; c++) {
-        real sg = 0, sb = 0;
+    for (int c0 = 0; c0 < C; c0 += CB) {               // along rows, not down columns
+        const int cn = C - c0 < CB ? C - c0 : CB;
+        real sg[CB] = {0}, sb[CB] = {0};
         for (int u = 0; u < nu; u++) {
-            sg += G[(size_t)u * C + c] * X[(size_t)u * C + c];
-            sb += G[(size_t)u * C + c];
+            const real *g = G + (size_t)u * C + c0, *xh = X + (size_t)u * C + c0;
+            for (int c = 0; c < cn; c++) {
+                sg[c] += g[c] * xh[c];
+                sb[c] += g[c];
+            }
         }
-        dgamma[c] += sg;
-        if (e->norm == EMBED_NORM_LN) dbeta[c] += sb;
+        for (int c = 0; c < cn; c++) {
+            dgamma[c0 + c] += sg[c];
+            if (e->norm == EMBED_NORM_LN) dbeta[c0 + c] += sb[c];
+        }
     }
     #pragma omp parallel for schedule(static)
     for (int u = 0; u < nu; u++) {
         const real *g = G + (size_t)u * C, *xh = X + (size_t)u * C;
         real *d = dx + (size_t)u * C;
-        double mean_d = 0, mean_dx = 0;                // mean(dxhat), mean(dxhat xhat)
-        for (int c = 0; c < C; c++) {
-            mean_d += g[c] * gamma[c];
-            mean_dx += g[c] * gamma[c] * xh[c];
-        }
-        mean_d = e->norm == EMBED_NORM_LN ? mean_d / C : 0;
-        mean_dx /= C;
+        for (int c = 0; c < C; c++) d[c] = g[c] * gamma[c];   // dxhat
+        const double mean_d = e->norm == EMBED_NORM_LN ? centered_sum(d, NULL, 0, C) / C : 0;
+        const double mean_dx = centered_sum(d, xh, 0, C) / C;   // mean(dxhat xhat)
         for (int c = 0; c < C; c++)
-            d[c] = (real)(r[u] * (g[c] * gamma[c] - mean_d - xh[c] * mean_dx));
+            d[c] = (real)(r[u] * (d[c] - mean_d - xh[c] * mean_dx));
     }
     free(r);
-    free(X);
 }
 
 // dparams += the gradient from nu distinct slots uslot[u], in increasing order, each
-// with its summed, scaled row gradient G[u, :].                           G (nu, C)
+// with its summed, scaled row gradient G[u, :]. by_matrix: kronxs n = 2 through
+// M = F_0^T F_1 when matrix_path allows and the factorized slots are at least an
+// eighth of the grid, else per slot. (The products cost the same for any number of
+// slots, and run several times faster per multiply-add than the per-slot loops: for
+// the 1482 distinct tokens of 4096 drawn from Zipf's law, V = 8000, C = 256, r = 36,
+// the rows' backward took 60% of the per-slot time.)                     G (nu, C)
 static void slots_backward(real *dparams, const real *G, const int *uslot, int nu,
-                           const real *params, const Embed *e) {
+                           const real *params, const Embed *e, int by_matrix) {
     const int C = e->C;
     const int own = e->kind == EMBED_DENSE ? e->V : e->head;   // slots with own rows
     int nh = 0;                                        // they come first
@@ -1119,15 +1244,33 @@ static void slots_backward(real *dparams, const real *G, const int *uslot, int n
     for (int u = 0; u < nf; u++) grid[u] = uslot[nh + u] - e->head;
     Plan p;
     plan_init(&p, e);
-    real *dx = NULL;                                   // the product rows' gradient
+    // The matrix path's M (then the rearranged gradient dM in the same place); with a
+    // norm, the product rows X (nf, C) and their gradient dx (nf, C). Kept scratch on
+    // the matrix path, allocated here otherwise.
+    const int matrix = by_matrix && matrix_path(e) && 8.0 * nf >= (double)e->t[0] * e->t[1];
+    const size_t cells = matrix ? (size_t)e->t[0] * e->q[0] * e->t[1] * e->q[1] : 0;
+    const size_t rows = e->norm != EMBED_NORM_NONE ? (size_t)nf * C : 0;
+    real *buf = matrix ? workspace(cells + 2 * rows) : xmalloc(sizeof(real) * 2 * rows);
+    real *M = matrix ? buf : NULL, *X = buf + cells, *dx = X + rows;
     if (e->norm != EMBED_NORM_NONE) {
-        dx = xmalloc(sizeof(real) * (size_t)nf * C);
-        norm_backward(dparams, dx, G, grid, nf, params, e, &p);
+        if (M) kronxs2_product(M, params, e);
+        product_rows(X, grid, nf, M, params, e, &p);
+        norm_backward(dparams, dx, G, X, nf, params, e);
         G = dx;
     }
     if (e->kind == EMBED_TT) {
         tt_slots_backward(dparams, G, grid, nf, params, e, &p);
-        free(dx);
+        free(buf);
+        free(grid);
+        return;
+    }
+    if (M) {
+        if (cells > (size_t)nf * C) memset(M, 0, sizeof(real) * cells);   // cells of no row
+        #pragma omp parallel for schedule(static)
+        for (int u = 0; u < nf; u++)
+            copy_runs(M + cell_offset(grid[u], e), (size_t)e->t[1] * e->q[1],
+                      G + (size_t)u * C, e->q[1], e);
+        kronxs2_backward(dparams, M, params, e);
         free(grid);
         return;
     }
@@ -1161,12 +1304,14 @@ static void slots_backward(real *dparams, const real *G, const int *uslot, int n
         kronxs_reduce(dparams, gtok, grid, nf, e, &p);
         free(gtok);
     }
-    free(dx);
+    free(buf);
     free(grid);
 }
 
-void embed_rows_backward(real *dparams, const real *dout, const int *tokens,
-                         const real *params, const Embed *e, int N, real scale) {
+// by_matrix: see slots_backward.
+static void rows_backward(real *dparams, const real *dout, const int *tokens,
+                          const real *params, const Embed *e, int N, real scale,
+                          int by_matrix) {
     const int V = e->V, C = e->C;
     // group the positions by slot; uslot lists the distinct slots in increasing order
     int *key = xmalloc(sizeof(int) * (size_t)N), *order = xmalloc(sizeof(int) * (size_t)N);
@@ -1187,7 +1332,7 @@ void embed_rows_backward(real *dparams, const real *dout, const int *tokens,
         }
         for (int c = 0; c < C; c++) g[c] *= scale;
     }
-    slots_backward(dparams, G, uslot, nu, params, e);
+    slots_backward(dparams, G, uslot, nu, params, e, by_matrix);
     free(G);
     free(uslot);
     free(start);
@@ -1195,12 +1340,25 @@ void embed_rows_backward(real *dparams, const real *dout, const int *tokens,
     free(key);
 }
 
+void embed_rows_backward_ref(real *dparams, const real *dout, const int *tokens,
+                             const real *params, const Embed *e, int N, real scale) {
+    rows_backward(dparams, dout, tokens, params, e, N, scale, 0);
+}
+
+void embed_rows_backward(real *dparams, const real *dout, const int *tokens,
+                         const real *params, const Embed *e, int N, real scale) {
+    rows_backward(dparams, dout, tokens, params, e, N, scale, 1);
+}
+
 // Costs (multiply-adds): kron V R 2C; kronxs V R 2C plus V R Q for the reduction, and
 // V R Q reals of scratch for the per-slot factor gradients; with a norm, one more
 // product row per slot (the forward's xhat is not kept). Rows g >= V - head of a
 // kronxs grid (prod t > V - head) are not in the table and contribute nothing.
-void embed_table_backward(real *dparams, const real *dtable, const real *params,
-                          const Embed *e) {
+// by_matrix (see slots_backward): kronxs n = 2 instead costs two matrix products of
+// about V R C each and one M (t_0 q_0, t_1 q_1) of scratch, plus M = F_0^T F_1 again
+// with a norm (see "kronxs with n = 2").
+static void table_backward(real *dparams, const real *dtable, const real *params,
+                           const Embed *e, int by_matrix) {
     const int V = e->V, C = e->C;
     int *uslot = xmalloc(sizeof(int) * (size_t)V);
     for (int s = 0; s < V; s++) uslot[s] = s;
@@ -1211,7 +1369,17 @@ void embed_table_backward(real *dparams, const real *dtable, const real *params,
         for (int s = 0; s < V; s++)
             memcpy(G + (size_t)s * C, dtable + (size_t)e->token[s] * C, sizeof(real) * C);
     }
-    slots_backward(dparams, G ? G : dtable, uslot, V, params, e);
+    slots_backward(dparams, G ? G : dtable, uslot, V, params, e, by_matrix);
     free(G);
     free(uslot);
+}
+
+void embed_table_backward_ref(real *dparams, const real *dtable, const real *params,
+                              const Embed *e) {
+    table_backward(dparams, dtable, params, e, 0);
+}
+
+void embed_table_backward(real *dparams, const real *dtable, const real *params,
+                          const Embed *e) {
+    table_backward(dparams, dtable, params, e, 1);
 }

@@ -111,5 +111,14 @@ const real *embed_table_forward(real *scratch, const real *params, const Embed *
 // accumulates straight into dparams instead and need not call this.
 void embed_table_backward(real *dparams, const real *dtable, const real *params,
                           const Embed *e);
+// The same three, every row built and differentiated on its own (kronxs n = 2 goes
+// through one matrix product of its factors in the three above, the rows' backward
+// when the batch has at least prod(t) / 8 distinct factorized slots): the reference
+// the tests compare with.
+const real *embed_table_forward_ref(real *scratch, const real *params, const Embed *e);
+void embed_table_backward_ref(real *dparams, const real *dtable, const real *params,
+                              const Embed *e);
+void embed_rows_backward_ref(real *dparams, const real *dout, const int *tokens,
+                             const real *params, const Embed *e, int N, real scale);
 
 #endif

@@ -2,8 +2,9 @@
 // embeddings, built in
 // double. Checks spec parsing (defaults, canonical strings, errors), parameter counts
 // and tensor layout, hand-computed rows, a naive oracle for every row, finite-difference
-// gradients of rows_backward and table_backward, init statistics, and that results do
-// not depend on the number of OpenMP threads.
+// gradients of rows_backward and table_backward, the table's fast paths against the
+// per-slot reference, init statistics, and that results do not depend on the number of
+// OpenMP threads.
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -716,6 +717,67 @@ static void test_tt_chunks(void) {
 }
 
 // ----------------------------------------------------------------------------
+// The table's fast paths and the rows' backward against the per-slot reference
+// (embed_table_*_ref, embed_rows_backward_ref), at sizes where the matrix products
+// block and split over threads: kronxs n = 2 goes through M = F_0^T F_1. Forward
+// values and gradients (accumulated onto random ones) agree to rounding; the last
+// spec's M would exceed twice the table, so it takes the per-slot path and must agree
+// exactly. The rows: 700 positions of 60 distinct tokens (the matrix path: 60 slots
+// are at least an eighth of the grid) and 12 positions of 4 (per slot, exactly).
+
+static void test_table_fast_vs_ref(void) {
+    static const Case fast[] = {
+        {"kronxs:n=2,r=5,q=7x6,t=18x17", 300, 40},                 // ragged V, cut C, ln
+        {"kronxs:n=2,r=36,q=8x8,t=20x15", 300, 64},                 // exact grid
+        {"kronxs:n=2,r=4,head=20,order=freq,layout=diag,norm=rms", 300, 40},
+        {"kronxs:n=2,r=3,q=8x5,layout=diag,norm=none", 290, 40},
+        {"kronxs:n=2,r=2,t=300x1,q=1x40,norm=none", 300, 40},       // low rank
+        {"kronxs:n=2,r=7,head=9,order=freq,norm=ln", 301, 37},
+        {"kronxs:n=2,r=2,q=40x40,t=20x15", 300, 40},                // M too large
+    };
+    const int ncase = (int)(sizeof fast / sizeof fast[0]);
+    for (int ci = 0; ci < ncase; ci++) {
+        const Case *c = &fast[ci];
+        Embed e = make(c->spec, c->V, c->C);
+        set_test_order(&e);
+        const size_t P = e.num_params, VC = (size_t)e.V * e.C;
+        uint64_t rng = 77 + ci;
+        real *p = alloc(P), *ta = alloc(VC), *tb = alloc(VC), *W = alloc(VC);
+        real *ga = alloc(P), *gb = alloc(P), *ra = alloc(P), *rb = alloc(P);
+        real *dout = alloc((size_t)700 * e.C);
+        fill_normal(p, P, &rng);
+        fill_normal(W, VC, &rng);
+        fill_normal(ga, P, &rng);
+        memcpy(gb, ga, sizeof(real) * P);
+        embed_table_forward(ta, p, &e);
+        embed_table_forward_ref(tb, p, &e);
+        embed_table_backward(ga, W, p, &e);
+        embed_table_backward_ref(gb, W, p, &e);
+        const double tol = ci == ncase - 1 ? 0 : 1e-12;
+        double ft = max_abs_diff(ta, tb, VC) / max_abs(tb, VC);
+        double fg = max_abs_diff(ga, gb, P) / max_abs(gb, P);
+        char name[128];
+        snprintf(name, sizeof name, "table fast = reference %s V=%d C=%d", c->spec, c->V, c->C);
+        CHECK(ft <= tol && fg <= tol, name, "relative difference: table %g, gradient %g", ft, fg);
+        for (int few = 0; few < 2; few++) {
+            const int N = few ? 12 : 700;
+            int tokens[700];
+            for (int i = 0; i < N; i++) tokens[i] = (int)(rng_next(&rng) % (few ? 4 : 60)) * 4;
+            fill_normal(ra, P, &rng);
+            fill_normal(dout, (size_t)N * e.C, &rng);
+            memcpy(rb, ra, sizeof(real) * P);
+            embed_rows_backward(ra, dout, tokens, p, &e, N, (real)1.3);
+            embed_rows_backward_ref(rb, dout, tokens, p, &e, N, (real)1.3);
+            double fr = max_abs_diff(ra, rb, P) / max_abs(rb, P);
+            snprintf(name, sizeof name, "rows_backward fast = reference, %d of %d tokens %s",
+                     few ? 4 : 60, N, c->spec);
+            CHECK(fr <= (few ? 0 : tol), name, "relative difference %g", fr);
+        }
+        free(p); free(ta); free(tb); free(W); free(ga); free(gb); free(ra); free(rb); free(dout);
+    }
+}
+
+// ----------------------------------------------------------------------------
 // Initialization statistics
 
 static void test_init(void) {
@@ -765,6 +827,7 @@ static void test_threads(void) {
     const char *specs[] = {"dense", "kron:n=3,r=3", "kronxs:n=2,r=3,t=20x16",
                            "kronxs:n=3,r=2,q=4x3x4",
                            "kronxs:n=2,r=3,layout=diag,norm=ln,head=7,order=freq",
+                           "kronxs:n=2,r=40,t=20x16,norm=rms",   // products on 2 threads
                            "kron:n=3,r=3,norm=rms,head=5,order=freq",
                            "tt:n=3,r=3,q=4x3x4,norm=ln,head=7,order=freq,layout=diag"};
     const int V = 300, C = 40, N = 700;
@@ -812,6 +875,7 @@ int main(void) {
     test_tt2_is_kronxs();
     test_oracle_and_gradients();
     test_tt_chunks();
+    test_table_fast_vs_ref();
     test_init();
 #ifdef _OPENMP
     test_threads();
