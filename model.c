@@ -302,33 +302,45 @@ void attention_backward_ref(real *dq, real *dk, real *dv, real *datt, const real
 // into a per-thread buffer for the two that need K^T and V^T.
 
 // C[M,N] (+)= A B, with A(m, j) = a[m*am + j*ak] (a row-major A or a transposed one) and B
-// row-major. One row of C at a time, HEAD_TN columns at once: their sums stay in vector
-// registers while j runs over the K terms in order (a fixed order: the result does not
-// depend on the threads). A row's zero terms (masked or dropped probabilities) are
-// skipped: adding a zero product changes no sum.
+// row-major. A tile of HEAD_TM rows and HEAD_TN columns of C at a time: its sums stay in
+// vector registers while j runs over the K terms in order (a fixed order: the result
+// does not depend on the threads), each row of B read once for the tile's rows. Zero
+// terms (masked or dropped probabilities) are skipped: adding a zero product changes no
+// sum. (Measured at 32 x 32 x 32 on AVX2 and AVX-512: 4 rows beat 2 and 1, and these
+// loops beat matmul.c's packed product, whose packing costs more than such a product.)
+#define HEAD_TM 4
 #define HEAD_TN 32
-static inline void head_mm_tile(real *acc, const real *arow, int ak, const real *b, int ldb,
-                                int K, int w) {
-    for (int j = 0; j < w; j++) acc[j] = 0;
+static inline void head_mm_tile(real *acc, const real *arow, int am, int ak, const real *b, int ldb,
+                                int K, int R, int w) {   // acc (R, HEAD_TN): rows 0..R-1, w columns
+    for (int r = 0; r < R; r++) for (int n = 0; n < w; n++) acc[r * HEAD_TN + n] = 0;
     for (int j = 0; j < K; j++) {
-        real x = arow[(size_t)j * ak];
-        if (x == 0) continue;
         const real *bj = b + (size_t)j * ldb;
-        for (int n = 0; n < w; n++) acc[n] += x * bj[n];
+        for (int r = 0; r < R; r++) {
+            real x = arow[(size_t)r * am + (size_t)j * ak];
+            if (x == 0) continue;
+            for (int n = 0; n < w; n++) acc[r * HEAD_TN + n] += x * bj[n];
+        }
     }
 }
 static void head_mm(real *c, int ldc, const real *a, int am, int ak, const real *b, int ldb,
                     int M, int N, int K, WriteMode mode) {
-    for (int m = 0; m < M; m++) {
+    for (int m = 0; m < M; ) {
+        int R = M - m < HEAD_TM ? 1 : HEAD_TM;   // full tiles, then the last rows one by one
         const real *arow = a + (size_t)m * am;
-        real *crow = c + (size_t)m * ldc;
         for (int n0 = 0; n0 < N; n0 += HEAD_TN) {
-            real acc[HEAD_TN];
+            real acc[HEAD_TM * HEAD_TN];
             int w = N - n0 < HEAD_TN ? N - n0 : HEAD_TN;
-            if (w == HEAD_TN) head_mm_tile(acc, arow, ak, b + n0, ldb, K, HEAD_TN);   // constant: unrolled
-            else head_mm_tile(acc, arow, ak, b + n0, ldb, K, w);
-            for (int n = 0; n < w; n++) crow[n0 + n] = mode == ACCUMULATE ? crow[n0 + n] + acc[n] : acc[n];
+            if (R == HEAD_TM && w == HEAD_TN)   // constant sizes: the compiler unrolls them
+                head_mm_tile(acc, arow, am, ak, b + n0, ldb, K, HEAD_TM, HEAD_TN);
+            else
+                head_mm_tile(acc, arow, am, ak, b + n0, ldb, K, R, w);
+            for (int r = 0; r < R; r++) {
+                real *crow = c + (size_t)(m + r) * ldc + n0;
+                for (int n = 0; n < w; n++)
+                    crow[n] = mode == ACCUMULATE ? crow[n] + acc[r * HEAD_TN + n] : acc[r * HEAD_TN + n];
+            }
         }
+        m += R;
     }
 }
 
