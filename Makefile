@@ -1,8 +1,9 @@
 # kronformer: `make` builds ./train, `make test` runs every test, `make bench` the
 # benchmarks. NO_OMP=1 builds without OpenMP; NATIVE=0 without -march=native (matmul.c's
 # AVX2 and AVX-512 kernels are still built, chosen at run time by cpuid); REF=1
-# sends every matrix product to matmul.c's reference loops and exp to libm (objects in
-# build/ref/), so that `make REF=1 test` checks the fast paths change only the rounding.
+# sends every matrix product to matmul.c's reference loops, attention to model.c's plain
+# loops and exp to libm (objects in build/ref/), so that `make REF=1 test` checks the
+# fast paths change only the rounding.
 # USE_MPI=1 builds ./train with mpicc for data-parallel training (dist.h), its objects in
 # build-mpi/ (PROG=NAME names the program otherwise, as tests/test_mpi.sh does).
 CC ?= cc

@@ -207,6 +207,12 @@ void attention_forward(real *out, real *att, const real *q, const real *k, const
 void attention_backward(real *dq, real *dk, real *dv, real *datt, const real *dout,
                         const real *q, const real *k, const real *v, const real *att,
                         AttnShape a, WriteMode mode);
+// The plain loops, one query row and one dot product at a time: the tests' oracle.
+void attention_forward_ref(real *out, real *att, const real *q, const real *k, const real *v,
+                           const unsigned char *key_valid, AttnShape a);
+void attention_backward_ref(real *dq, real *dk, real *dv, real *datt, const real *dout,
+                            const real *q, const real *k, const real *v, const real *att,
+                            AttnShape a, WriteMode mode);
 real crossentropy_forward(real *rowloss, real *logits, const int *targets, int N, int V,
                           float eps);
 // dlogits of the mean loss over n targets (n: the non-pad targets, or more of them when
