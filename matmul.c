@@ -49,6 +49,8 @@ static inline int imin(int a, int b) { return a < b ? a : b; }
 static inline int ceil_div(int a, int b) { return (a + b - 1) / b; }
 static inline int round_up(int a, int b) { return ceil_div(a, b) * b; }
 
+int mm_k_slice(int K) { return K > 0 ? ceil_div(K, ceil_div(K, KC)) : 0; }
+
 const char *mm_kernel_name(void) {
 #if defined(KF_REF)
     return "reference";
@@ -273,7 +275,7 @@ static int gemm(real *c, const real *a, const real *b, int M, int N, int K,
     }
     int mb = round_up(ceil_div(M, tr), MR), nb = round_up(ceil_div(N, tc), NR); // a thread's block
     tr = ceil_div(M, mb), tc = ceil_div(N, nb);
-    int kc = ceil_div(K, ceil_div(K, KC));
+    int kc = mm_k_slice(K);
     int mc = round_up(ceil_div(mb, ceil_div(mb, MC)), MR);
     int nc = round_up(ceil_div(nb, ceil_div(nb, NC)), NR);
     size_t line = 64 / sizeof(real); // each thread's buffers start on a cache line

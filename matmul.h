@@ -37,6 +37,13 @@ void mm_nn_ref(real *c, const real *a, const real *b, int M, int N, int K,
 void mm_tn_ref(real *c, const real *a, const real *b, int M, int N, int K,
                int lda, int ldb, int ldc, WriteMode mode);
 
+// The depth of the slices of K that the fast path sums one after the other, in order,
+// for a product over K terms (at most 256; balanced: K = 300 is two slices of 150).
+// A product over K done as ACCUMULATE products over consecutive slices of this depth
+// gives the same bits as the whole (not in the REF build: its loops sum all K in
+// double, then add once). model.c cuts the loss's rows along these slices.
+int mm_k_slice(int K);
+
 // Which inner kernel the fast path uses ("avx2-fma" or "portable"), for logs and bench.
 const char *mm_kernel_name(void);
 
