@@ -54,6 +54,8 @@ static inline int round_up(int a, int b) { return ceil_div(a, b) * b; }
 // (a GCC and Clang builtin on every target: prefetcht0 on x86)
 static inline void prefetch(const void *p) { __builtin_prefetch(p, 0, 3); }
 
+int mm_k_slice(int K) { return K > 0 ? ceil_div(K, ceil_div(K, KC)) : 0; }
+
 // ----------------------------------------------------------------------------
 // packing
 
@@ -417,7 +419,7 @@ static int gemm(real *c, const real *a, const real *b, int M, int N, int K,
     }
     int mb = round_up(ceil_div(M, tr), MR), nb = round_up(ceil_div(N, tc), NR); // a thread's block
     tr = ceil_div(M, mb), tc = ceil_div(N, nb);
-    int kc = ceil_div(K, ceil_div(K, KC));
+    int kc = mm_k_slice(K);
     int mc = round_up(ceil_div(mb, ceil_div(mb, MC)), MR);
     int nc = round_up(ceil_div(nb, ceil_div(nb, NC)), NR);
     size_t line = 64 / sizeof(real); // each thread's buffers start on a cache line

@@ -37,6 +37,13 @@ void mm_nn_ref(real *c, const real *a, const real *b, int M, int N, int K,
 void mm_tn_ref(real *c, const real *a, const real *b, int M, int N, int K,
                int lda, int ldb, int ldc, WriteMode mode);
 
+// The depth of the slices of K that the fast path sums one after the other, in order,
+// for a product over K terms (at most 256; balanced: K = 300 is two slices of 150).
+// A product over K done as ACCUMULATE products over consecutive slices of this depth
+// gives the same bits as the whole (not in the REF build: its loops sum all K in
+// double, then add once). model.c cuts the loss's rows along these slices.
+int mm_k_slice(int K);
+
 // The micro-kernel of the fast path is chosen at run time, once: the best this CPU runs
 // of "portable" (plain C, always), "avx2-fma" (6x16 tile in ymm registers) and "avx512"
 // (12x32 in zmm); the x86 ones exist only in the float build. The environment variable

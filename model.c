@@ -448,7 +448,8 @@ void attention_backward(real *dq, real *dk, real *dv, real *datt, const real *do
 // the target distribution is y = (1 - eps) onehot(target) + eps / V, so
 //   loss_i = -sum_v y_v log p_v   and   dlogits_i = (p - y) / n,
 // n = number of non-pad targets. Forward turns logits into probabilities in place and
-// returns the mean loss; backward turns probabilities into dlogits in place.
+// returns the mean loss (crossentropy_mean); backward turns probabilities into dlogits
+// in place. Both work row by row: model.c runs them on a chunk of rows at a time.
 
 real crossentropy_forward(real *rowloss, real *logits, const int *targets, int N, int V,
                           float eps) {
@@ -471,6 +472,10 @@ real crossentropy_forward(real *rowloss, real *logits, const int *targets, int N
         double smooth = logz - sumx / V;      // -mean_v log p_v
         rowloss[i] = (real)((1.0 - eps) * nll + eps * smooth);
     }
+    return crossentropy_mean(rowloss, targets, N);
+}
+
+real crossentropy_mean(const real *rowloss, const int *targets, int N) {
     double total = 0.0;
     int n = 0;
     for (int i = 0; i < N; i++) if (targets[i] != TOK_PAD) { total += rowloss[i]; n++; }
@@ -725,7 +730,10 @@ struct Acts {
     real *d_ln3, *d_ln3m, *d_ln3r;  // (Ld, BT, C), (Ld, BT), (Ld, BT)
     real *d_fch, *d_fchg;           // (Ld, BT, F)
     real *d_out, *d_lnfm, *d_lnfr;  // (BT, C), (BT), (BT)
-    real *logits;                   // (BT, V): logits, probabilities, then dlogits
+    real *logits;                   // (rows, V): logits, probabilities, then dlogits of
+                                    // a chunk of rows (loss_forward); all BT rows for a
+                                    // forward without targets, B for model_decode
+    int dout_grad;                  // 1: the last forward left d_out's gradient in dln
     real *rowloss;                  // (BT)
     real *table;                    // (V, C) factorized tied output table
     const real *W;                  // (V, C) the output projection the last forward used
@@ -745,8 +753,9 @@ struct Acts {
     real *datt;                     // (B, NH, max(S,T), max(S,T))
 };
 
-// Carves the buffer for (B, S, T); reallocates only when it must grow.
-static int acts_carve(Model *m, int B, int S, int T) {
+// Carves the buffer for (B, S, T) with logits of `rows` rows; reallocates only when it
+// must grow.
+static int acts_carve(Model *m, int B, int S, int T, int rows) {
     const Config *c = &m->cfg;
     Acts *a = m->acts;
     if (!a) a = m->acts = calloc(1, sizeof(Acts));
@@ -771,7 +780,7 @@ static int acts_carve(Model *m, int B, int S, int T) {
         {&a->d_catty, enc * Ld * nT * C}, {&a->d_x3, enc * Ld * nT * C},
         {&a->d_ln3, Ld * nT * C}, {&a->d_ln3m, Ld * nT}, {&a->d_ln3r, Ld * nT},
         {&a->d_fch, Ld * nT * F}, {&a->d_fchg, Ld * nT * F}, {&a->d_out, nT * C},
-        {&a->d_lnfm, nT}, {&a->d_lnfr, nT}, {&a->logits, nT * V}, {&a->rowloss, nT},
+        {&a->d_lnfm, nT}, {&a->d_lnfr, nT}, {&a->logits, (size_t)rows * V}, {&a->rowloss, nT},
         {&a->table, fact_tied * V * C}, {&a->branch, R * C}, {&a->d_last, B * C},
         {&a->dtable, fact_tied * V * C}, {&a->dres, R * C}, {&a->denc, nS * C},
         {&a->dln, R * C}, {&a->dbranch, R * C}, {&a->datty, R * C}, {&a->dqkv, R * 3 * C},
@@ -1149,7 +1158,7 @@ static void decoder_forward(Model *m) {
                       m->params.d_lnfw, m->params.d_lnfb, B * T, C);
 }
 
-// The gradient of d_out (a->dln, from logits_backward) -> the decoder's weights, the
+// The gradient of d_out (a->dln, from loss_forward) -> the decoder's weights, the
 // target tokens' embeddings, and (seq2seq) the gradient of e_out in a->denc.
 static void decoder_backward(Model *m) {
     Acts *a = m->acts;
@@ -1177,8 +1186,9 @@ static void decoder_backward(Model *m) {
     tokens_backward(m, a->dres, a->tgt_in, B * T);
 }
 
-// logits (B*T, V) = d_out . W^T; last_only: each row's last position only, (B, V), for
-// generation.
+// logits (B*T, V) = d_out . W^T, all of them at once (a forward without targets: tests
+// and tools that read every position's logits); last_only: each row's last position
+// only, (B, V), for generation.
 static void logits_forward(Model *m, int last_only) {
     Acts *a = m->acts;
     int B = m->B, T = m->T, C = m->cfg.C;
@@ -1193,24 +1203,59 @@ static void logits_forward(Model *m, int last_only) {
     m->logits = a->logits;
 }
 
-// The probabilities in a->logits -> dlogits (in place), then through logits = d_out . W^T:
-// the gradient of d_out into a->dln, W's into outw, the dense table, or (factorized and
-// tied) a scratch table that embed_table_backward takes back to the factors.
-static void logits_backward(Model *m) {
-    Acts *a = m->acts;
-    const Config *c = &m->cfg;
-    int N = m->B * m->T, C = c->C, V = c->V;
-    crossentropy_backward(a->logits, a->tgt_out, N, V, m->training ? c->label_smoothing : 0.0f,
-                          m->loss_tokens ? m->loss_tokens : m->ntok);
-    int fact_tied = c->tie && m->emb.kind != EMBED_DENSE;
-    real *dW = !c->tie ? m->grads.outw : fact_tied ? a->dtable : m->grads.embed;
-    if (fact_tied) zero(a->dtable, (size_t)V * C);
-    matmul_backward(a->dln, dW, NULL, a->logits, a->d_out, a->W, N, C, V, OVERWRITE);
-    if (fact_tied) embed_table_backward(m->grads.embed, a->dtable, m->params.embed, &m->emb);
+// Rows per chunk of the loss: matmul's K slice of the B*T rows (at most 256), or
+// m->loss_rows when set.
+static int loss_chunk_rows(const Model *m, int N) {
+    return m->loss_rows > 0 ? (m->loss_rows < N ? m->loss_rows : N) : mm_k_slice(N);
 }
 
-static void carve_or_die(Model *m, int B, int S, int T) {
-    if (acts_carve(m, B, S, T)) {
+// The mean cross-entropy of the B*T rows of d_out, a chunk of rows at a time, so that
+// only (rows, V) logits are ever in memory: all B*T*V of them were the largest buffer
+// of training (65 MB for the small config's batch at V = 8000, 4x that at V = 32k).
+// Per chunk: logits = d_out . W^T, softmax cross-entropy into a->rowloss, and, when
+// training, its backward at once (fused, as llm.c's fused classifier): the
+// probabilities become dlogits = (p - y) / n in place, then through logits = d_out . W^T
+//   dd_out = dlogits . W   (into a->dln, for model_backward),
+//   dW    += dlogits^T . d_out   (into outw, the dense table, or, factorized and tied, a
+//            scratch table that embed_table_backward takes back to the factors).
+// Fusing costs nothing; a separate backward would compute each chunk's logits and
+// softmax again (one more logits matmul, ~6% of a small-config step). Chunking costs
+// little: each chunk's two products with W pack it again (measured, on a loaded
+// machine: 0-3% of the CPU time of a one-layer lm step, V = 8000, B*T = 2048). The
+// chunks are matmul's K slices of the rows (mm_k_slice): W's gradient, accumulated over
+// them in order, has the bits of one product over all rows, and every other value is
+// computed row by row: the chunked loss and gradients equal the unchunked ones bit for
+// bit.
+static real loss_forward(Model *m) {
+    Acts *a = m->acts;
+    const Config *c = &m->cfg;
+    int N = m->B * m->T, C = c->C, V = c->V, rows = loss_chunk_rows(m, N);
+    float eps = m->training ? c->label_smoothing : 0.0f;
+    int n = m->loss_tokens ? m->loss_tokens : m->ntok;
+    int fact_tied = c->tie && m->emb.kind != EMBED_DENSE;
+    real *dW = !c->tie ? m->grads.outw : fact_tied ? a->dtable : m->grads.embed;   // (V, C)
+    a->W = output_weight(m);
+    if (m->training && fact_tied) zero(a->dtable, (size_t)V * C);
+    for (int i0 = 0; i0 < N; i0 += rows) {
+        int r = N - i0 < rows ? N - i0 : rows;
+        const real *x = a->d_out + (size_t)i0 * C;   // (r, C)
+        const int *y = a->tgt_out + i0;              // (r)
+        matmul_forward(a->logits, x, a->W, NULL, r, C, V);
+        crossentropy_forward(a->rowloss + i0, a->logits, y, r, V, eps);
+        if (!m->training) continue;
+        crossentropy_backward(a->logits, y, r, V, eps, n);
+        matmul_backward(a->dln + (size_t)i0 * C, dW, NULL, a->logits, x, a->W, r, C, V,
+                        OVERWRITE);
+    }
+    if (m->training && fact_tied)
+        embed_table_backward(m->grads.embed, a->dtable, m->params.embed, &m->emb);
+    a->dout_grad = m->training;
+    m->logits = NULL;   // the last chunk's only
+    return crossentropy_mean(a->rowloss, a->tgt_out, N);
+}
+
+static void carve_or_die(Model *m, int B, int S, int T, int rows) {
+    if (acts_carve(m, B, S, T, rows)) {
         fprintf(stderr, "train: error: out of memory for a batch of %d x (%d, %d) tokens; "
                 "lower --batch-tokens (fit) or --batch (translate)\n", B, S, T);
         exit(1);
@@ -1224,19 +1269,18 @@ real model_forward(Model *m, const int *src, const int *tgt_in, const int *tgt_o
     if (m->training) m->dropout_step++;
     m->ntok = 0;
     if (B == 0) { m->B = 0; return 0; }   // an empty shard (dist.h): nothing to compute
-    carve_or_die(m, B, S, T);
+    carve_or_die(m, B, S, T, tgt_out ? loss_chunk_rows(m, B * T) : B * T);
     Acts *a = m->acts;
+    a->dout_grad = 0;
     m->B = B; m->S = S; m->T = T;
     if (enc) set_tokens(a->src, a->src_valid, src, (size_t)B * S);
     set_tokens(a->tgt_in, a->tgt_valid, tgt_in, (size_t)B * T);
     if (enc) encoder_forward(m);
     decoder_forward(m);
-    logits_forward(m, 0);
-    if (!tgt_out) return 0;
+    if (!tgt_out) { logits_forward(m, 0); return 0; }
     memcpy(a->tgt_out, tgt_out, (size_t)B * T * sizeof(int));
     for (int i = 0; i < B * T; i++) m->ntok += tgt_out[i] != TOK_PAD;
-    return crossentropy_forward(a->rowloss, a->logits, a->tgt_out, B * T, m->cfg.V,
-                                m->training ? m->cfg.label_smoothing : 0.0f);
+    return loss_forward(m);
 }
 
 // grad_mem holds the embedding (and an untied output projection), then the encoder's
@@ -1251,7 +1295,11 @@ void model_backward(Model *m) {
         grads_final(m, m->grad_mem, first);
         return;
     }
-    logits_backward(m);
+    if (!m->acts->dout_grad) {
+        fprintf(stderr, "train: error: model_backward needs a training forward with targets "
+                "before it (bug in the caller)\n");
+        exit(1);
+    }
     decoder_backward(m);
     if (enc) encoder_backward(m);
     grads_final(m, m->grad_mem, first);
@@ -1260,7 +1308,7 @@ void model_backward(Model *m) {
 void model_zero_grad(Model *m) { zero(m->grad_mem, m->num_params); }
 
 void model_encode(Model *m, const int *src, int B, int S) {
-    carve_or_die(m, B, S, m->cfg.maxT);   // room for every prefix model_decode may get
+    carve_or_die(m, B, S, m->cfg.maxT, B);   // room for every prefix model_decode may get
     m->B = B; m->S = S;
     set_tokens(m->acts->src, m->acts->src_valid, src, (size_t)B * S);
     encoder_forward(m);
@@ -1268,7 +1316,7 @@ void model_encode(Model *m, const int *src, int B, int S) {
 
 void model_decode(Model *m, const int *tgt_in, int B, int T) {
     if (m->cfg.arch == ARCH_LM || !m->acts || m->acts->Tc < m->cfg.maxT) {
-        carve_or_die(m, B, 0, m->cfg.maxT);   // lm: no encoder to keep
+        carve_or_die(m, B, 0, m->cfg.maxT, B);   // lm: no encoder to keep
         m->S = 0;
     }
     m->B = B; m->T = T;

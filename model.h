@@ -109,7 +109,10 @@ typedef struct {
     uint64_t dropout_seed;        // masks are a hash of (seed, step, site, index)
     uint64_t dropout_step;        // advanced by every training forward
     int ntok;                     // non-pad targets of the last loss
-    real *logits;                 // (B, T, V) of the last forward
+    real *logits;                 // (B, T, V) of the last forward without targets; (B, V)
+                                  // of decoding; NULL after a forward with targets
+    int loss_rows;                // rows per chunk of the loss (0: matmul's K slice of
+                                  // B*T, at most 256); tests set B*T for the unchunked loss
     // Data-parallel training (dist.h) runs each rank on a shard of the rows of a batch:
     int row0;                     // the shard's first row in the batch (dropout masks are
                                   // keyed by the row in the batch); 0 otherwise
@@ -136,14 +139,17 @@ int model_use_slots(Model *m, const int *slot);
 void model_free(Model *m);
 
 // Forward pass. src (B, S) (NULL for lm), tgt_in (B, T), tgt_out (B, T) or NULL;
-// TOK_PAD entries are padding. Computes m->logits (B, T, V); with tgt_out returns the
-// mean cross-entropy (label-smoothed when training) over non-pad targets, and
-// m->logits then holds the probabilities (backward turns them into dlogits in place);
-// without, it returns 0. S, T <= cfg.maxT. B = 0 (an empty shard, dist.h) returns 0,
-// and its backward adds nothing.
+// TOK_PAD entries are padding. With tgt_out it returns the mean cross-entropy
+// (label-smoothed when training) over non-pad targets, computing the logits a chunk of
+// rows at a time (never all B*T*V of them); when training it also runs the loss's
+// backward, fused with it: the output projection's gradient is added to grads, and
+// d_out's is kept for model_backward. Without tgt_out it computes m->logits (B, T, V)
+// and returns 0. S, T <= cfg.maxT. B = 0 (an empty shard, dist.h) returns 0, and its
+// backward adds nothing.
 real model_forward(Model *m, const int *src, const int *tgt_in, const int *tgt_out,
                    int B, int S, int T);
-// Backward of the last forward (which must have had tgt_out): grads += d loss / d params.
+// Backward of the last forward (which must have been a training forward with tgt_out):
+// grads += d loss / d params, the output projection's part added by that forward.
 void model_backward(Model *m);
 void model_zero_grad(Model *m);
 
@@ -215,6 +221,8 @@ void attention_backward_ref(real *dq, real *dk, real *dv, real *datt, const real
                             AttnShape a, WriteMode mode);
 real crossentropy_forward(real *rowloss, real *logits, const int *targets, int N, int V,
                           float eps);
+// The mean of rowloss (N) over the non-pad targets (N); 0 if there are none.
+real crossentropy_mean(const real *rowloss, const int *targets, int N);
 // dlogits of the mean loss over n targets (n: the non-pad targets, or more of them when
 // this batch is a shard of a larger one).
 void crossentropy_backward(real *probs, const int *targets, int N, int V, float eps, int n);

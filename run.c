@@ -685,14 +685,16 @@ static double physical_memory(void) {
 // allocates them, but the pages come only when written): the parameters four times
 // (weights, gradients, AdamW's two moments), and the activations of the largest batch,
 // estimated from model.c's buffers: per token and layer the C- and F-wide ones, the
-// attention rows (up to the longest sequence L), and the logits.
+// attention rows (up to the longest sequence L); and the logits of one chunk of the
+// loss (at most 256 rows, whatever the batch).
 static int memory_check(const Model *m, const Dataset *d, int batch_tokens, char *err) {
     const Config *c = &m->cfg;
     double L = longest_sequence(d) + 1, seqs = (double)d->train_tgt.n;
     double n = batch_tokens < seqs * L ? batch_tokens : seqs * L;   // tokens per batch
     double per_token = (c->Le + c->Ld + 1) * (16.0 * c->C + 2.0 * c->F) +
-                       (c->Le + 2.0 * c->Ld + 1) * c->NH * L + 2.0 * c->V;
-    double tables = c->tie && m->emb.kind != EMBED_DENSE ? 2.0 * c->V * c->C : 0;
+                       (c->Le + 2.0 * c->Ld + 1) * c->NH * L;
+    double tables = (c->tie && m->emb.kind != EMBED_DENSE ? 2.0 * c->V * c->C : 0) +
+                    256.0 * c->V;
     double params = 4.0 * (double)m->num_params * sizeof(real);
     double acts = (n * per_token + tables) * sizeof(real), have = physical_memory();
     if (have > 0 && params + acts > have) {

@@ -79,6 +79,7 @@ int main(int argc, char **argv) {
            embed, threads, mm_kernel_name());
     printf("  params=%zu step_ms_median=%.1f min=%.1f max=%.1f target_tokens_per_s=%.0f\n",
            m.num_params, med * 1e3, mn * 1e3, mx * 1e3, B * T / med);
+    // (the forward includes the loss's backward, which model.c fuses into it in training)
     printf("  forward_ms=%.1f backward_ms=%.1f optimizer_ms=%.1f\n",
            median(tf, steps) * 1e3, median(tb, steps) * 1e3, median(ta, steps) * 1e3);
     printf("  flops_per_step=%.2f GFLOP achieved=%.1f GFLOP/s MFU=%.1f%% (of %.0f GFLOP/s)\n",

@@ -393,6 +393,93 @@ static void test_training_reduces_loss(void) {
 }
 
 // ----------------------------------------------------------------------------
+// The loss in chunks of rows (model.c's loss_forward) against the plain, unchunked
+// computation (m.loss_rows = B*T: one chunk of every row): B*T = 7 * 43 = 301 rows, so
+// the default chunks are matmul's K slices (151 + 150 rows) and 8-row chunks leave a
+// ragged last one of 5; rows end in padding, and training runs dropout and label
+// smoothing. The default chunks must give the unchunked loss and gradients bit for bit
+// (their sums are the same, see mm_k_slice), except in the REF build, whose reference
+// loops round once per product; any other chunking differs only in the rounding of W's
+// gradient summed over the chunks.
+
+enum { CH_B = 7, CH_S = 10, CH_T = 43 };
+
+typedef struct { double train_loss, eval_loss; real *grad; } ChunkRun;
+
+static void swap_row(int *p, int width, int a, int b) {
+    for (int i = 0; i < width; i++) {
+        int x = p[a * width + i]; p[a * width + i] = p[b * width + i]; p[b * width + i] = x;
+    }
+}
+
+static ChunkRun chunk_run(Model *m, MCtx *c, int rows) {
+    ChunkRun r = { .grad = alloc(m->num_params) };
+    m->loss_rows = rows;
+    m->training = 1;
+    model_zero_grad(m);
+    r.train_loss = model_loss(c);
+    model_backward(m);
+    memcpy(r.grad, m->grad_mem, m->num_params * sizeof(real));
+    m->training = 0;
+    r.eval_loss = model_forward(m, c->src, c->tin, c->tout, c->B, c->S, c->T);
+    return r;
+}
+
+static void test_chunked_loss(int arch, int tie, const char *embed, const char *name) {
+    Config cfg;
+    config_default(&cfg);
+    cfg.arch = arch; cfg.V = 13; cfg.C = 8; cfg.NH = 2; cfg.F = 12;
+    cfg.Le = arch == ARCH_SEQ2SEQ ? 1 : 0; cfg.Ld = 1; cfg.maxT = CH_T; cfg.tie = tie;
+    cfg.dropout = 0.2f; cfg.label_smoothing = 0.1f;
+    snprintf(cfg.embed, sizeof cfg.embed, "%s", embed);
+    Model m; char err[KF_ERRLEN];
+    if (model_build(&m, &cfg, err)) { CHECK(0, name, "model_build: %s", err); return; }
+    model_init(&m, 3);
+    for (size_t i = 0; i < m.num_params; i++) m.param_mem[i] += 0.1 * rng_normal(&rng);
+    m.dropout_seed = 9;
+    MCtx c = { &m, NULL, NULL, NULL, CH_B, arch == ARCH_SEQ2SEQ ? CH_S : 0, CH_T };
+    make_batch(&c, cfg.V);   // row b: 2b pad targets at the end; reversed, so that the
+    for (int b = 0; b < CH_B / 2; b++) {   // ragged last chunk holds the full row's end
+        swap_row(c.src, c.S, b, CH_B - 1 - b);
+        swap_row(c.tin, CH_T, b, CH_B - 1 - b);
+        swap_row(c.tout, CH_T, b, CH_B - 1 - b);
+    }
+    int N = CH_B * CH_T, pads = 0;
+    for (int i = 0; i < N; i++) pads += c.tout[i] == TOK_PAD;
+    ChunkRun whole = chunk_run(&m, &c, N), slices = chunk_run(&m, &c, 0), small = chunk_run(&m, &c, 8);
+    double gmax = 0, d_slices = 0, d_small = 0;
+    for (size_t i = 0; i < m.num_params; i++) {
+        gmax = fmax(gmax, fabs(whole.grad[i]));
+        d_slices = fmax(d_slices, fabs(slices.grad[i] - whole.grad[i]));
+        d_small = fmax(d_small, fabs(small.grad[i] - whole.grad[i]));
+    }
+    int ref = strcmp(mm_kernel_name(), "reference") == 0;
+    char n[200];
+    snprintf(n, sizeof n, "%s: K-slice chunks (%d + %d rows, %d pad targets) give the unchunked "
+             "loss and gradients%s", name, mm_k_slice(N), N - mm_k_slice(N), pads,
+             ref ? " (REF build: to rounding)" : " bit for bit");
+    int same = ref ? fabs(slices.train_loss - whole.train_loss) <= 1e-14 * whole.train_loss &&
+                     d_slices <= 1e-13 * gmax
+                   : slices.train_loss == whole.train_loss && slices.eval_loss == whole.eval_loss &&
+                     memcmp(slices.grad, whole.grad, m.num_params * sizeof(real)) == 0;
+    CHECK(same && gmax > 0 && pads > 0, n, "train loss %.17g vs %.17g, eval loss %.17g vs %.17g, "
+          "largest gradient difference %.3g (largest gradient %.3g)", slices.train_loss,
+          whole.train_loss, slices.eval_loss, whole.eval_loss, d_slices, gmax);
+    // 8-row chunks: the loss is summed row by row (exact); W's gradient differs by the
+    // rounding of 38 partial sums (~1e-16 relative in double); a chunk computed at the
+    // wrong offset would be off by the size of a gradient
+    snprintf(n, sizeof n, "%s: 8-row chunks (37 of 8, one of 5) give the unchunked loss, "
+             "and its gradients to rounding", name);
+    CHECK(small.train_loss == whole.train_loss && small.eval_loss == whole.eval_loss &&
+          d_small <= 1e-13 * gmax, n, "train loss %.17g vs %.17g, eval loss %.17g vs %.17g, "
+          "largest gradient difference %.3g (largest gradient %.3g)", small.train_loss,
+          whole.train_loss, small.eval_loss, whole.eval_loss, d_small, gmax);
+    free(whole.grad); free(slices.grad); free(small.grad);
+    free(c.src); free(c.tin); free(c.tout);
+    model_free(&m);
+}
+
+// ----------------------------------------------------------------------------
 // AdamW and clipping, by hand.
 
 // A small seq2seq model with every kind of tensor (untied output, cross-attention),
@@ -506,6 +593,9 @@ int main(void) {
                     "full model gradient: lm, tied kron with head, rms");
     test_model_grad(ARCH_SEQ2SEQ, 1, "tt:n=3,r=2,q=2x2x2,t=3x2x2,head=3,order=freq,layout=diag",
                     "full model gradient: seq2seq, tied tt with head, freq, diag, ln");
+    test_chunked_loss(ARCH_SEQ2SEQ, 1, "dense", "chunked loss, seq2seq, tied dense");
+    test_chunked_loss(ARCH_LM, 0, "dense", "chunked loss, lm, untied");
+    test_chunked_loss(ARCH_SEQ2SEQ, 1, "kronxs:n=2,r=2,q=2x4,t=4x4", "chunked loss, seq2seq, tied kronxs");
     test_adamw();
     test_clip();
     test_training_reduces_loss();
