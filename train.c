@@ -121,8 +121,9 @@ static const char *HELP_PREPARE =
 "  --valid-fraction F      fraction held out (default 0.05, in (0, 0.5]; at least one)\n"
 "input, language model (lm):\n"
 "  --text FILE             one text, encoded as one stream of tokens and cut into\n"
-"                          chunks of --max-len tokens; --valid-fraction of the chunks\n"
-"                          is held out. Implies --arch lm.\n"
+"                          chunks of --max-len tokens. Implies --arch lm.\n"
+"  --valid-text FILE       the validation text, kept whole; else --valid-fraction of\n"
+"                          the chunks of --text is held out at random\n"
 "  --arch seq2seq|lm       checked against the input form (default: from it)\n"
 "\n"
 "output and tokenizer:\n"
@@ -543,6 +544,7 @@ static int cmd_prepare(int argc, char **argv) {
         else if (!strcmp(a, "--text")) o.text = path_value(argc, argv, &i);
         else if (!strcmp(a, "--valid-src")) o.valid_src = path_value(argc, argv, &i);
         else if (!strcmp(a, "--valid-tgt")) o.valid_tgt = path_value(argc, argv, &i);
+        else if (!strcmp(a, "--valid-text")) o.valid_text = path_value(argc, argv, &i);
         else if (!strcmp(a, "--valid-fraction")) {
             o.valid_fraction = num_value(argc, argv, &i);
             fraction_set = 1;
@@ -568,10 +570,15 @@ static int cmd_prepare(int argc, char **argv) {
     if ((o.valid_src != NULL) != (o.valid_tgt != NULL))
         error_exit("--valid-src and --valid-tgt go together: give both");
     if (o.valid_src && o.text)
-        error_exit("--valid-src/--valid-tgt are for translation; an lm holds out "
-                   "--valid-fraction of its chunks");
+        error_exit("--valid-src/--valid-tgt are for translation; an lm takes "
+                   "--valid-text, or holds out --valid-fraction of its chunks");
     if (o.valid_src && fraction_set)
         error_exit("give --valid-src/--valid-tgt or --valid-fraction, not both");
+    if (o.valid_text && !o.text)
+        error_exit("--valid-text is for a language model (--text); translation takes "
+                   "--valid-src/--valid-tgt");
+    if (o.valid_text && fraction_set)
+        error_exit("give --valid-text or --valid-fraction, not both");
     if (!(o.valid_fraction > 0 && o.valid_fraction <= 0.5))
         error_exit("--valid-fraction %g must be in (0, 0.5]", o.valid_fraction);
     if (!o.out) error_exit("prepare needs --out DIR, where to write the data");
