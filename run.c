@@ -316,6 +316,7 @@ static const OptField OPT_FIELDS[] = {
     OPT("steps", "--steps", OPT_LONG, steps, 1),
     OPT("minutes", "--minutes", OPT_DOUBLE, minutes, 1),
     OPT("batch_tokens", "--batch-tokens", OPT_INT, batch_tokens, 1),
+    OPT("lm_chunks", "--lm-chunks", OPT_INT, lm_chunks, 1),
     OPT("lr", "--lr", OPT_FLOAT, lr, 1),
     OPT("warmup", "--warmup", OPT_INT, warmup, 1),
     OPT("weight_decay", "--weight-decay", OPT_FLOAT, weight_decay, 1),
@@ -724,6 +725,17 @@ static int set_token_counts(Model *m, const Dataset *d, int lm) {
     return rc;
 }
 
+// The batches of the training set (shuffle) or of the validation set: lm data in random
+// windows of the stream (validation: consecutive windows), or sequences of the data.
+static Batcher *data_batches(const FitOptions *o, const Dataset *d, int maxT, int shuffle,
+                             char *err) {
+    const TokenFile *tgt = shuffle ? &d->train_tgt : &d->valid_tgt;
+    if (d->arch == ARCH_LM && !o->lm_chunks)
+        return batcher_new_windows(tgt, maxT - 1, o->batch_tokens, o->seed, shuffle, err);
+    const TokenFile *src = d->arch == ARCH_LM ? NULL : shuffle ? &d->train_src : &d->valid_src;
+    return batcher_new(src, tgt, o->batch_tokens, shuffle ? o->seed : 0, shuffle, err);
+}
+
 static int fit_setup(const FitOptions *o, Dataset *d, Config *cfg, Model *m, Batcher **bt,
                      char *err) {
     #define BAD(...) do { errorf(err, __VA_ARGS__); goto fail; } while (0)
@@ -795,12 +807,10 @@ static int fit_setup(const FitOptions *o, Dataset *d, Config *cfg, Model *m, Bat
     if (m->emb.order == EMBED_ORDER_FREQ && set_token_counts(m, d, lm))
         BAD("out of memory counting the tokens of %s", o->data_dir);
     char why[KF_ERRLEN];
-    Batcher *vbt = batcher_new(lm ? NULL : &d->valid_src, &d->valid_tgt, o->batch_tokens,
-                               0, 0, why);
+    Batcher *vbt = data_batches(o, d, cfg->maxT, 0, why);
     if (!vbt) BAD("the validation set of %s: %s", o->data_dir, why);
     batcher_free(vbt);
-    if (!(*bt = batcher_new(lm ? NULL : &d->train_src, &d->train_tgt, o->batch_tokens,
-                            o->seed, 1, why)))
+    if (!(*bt = data_batches(o, d, cfg->maxT, 1, why)))
         BAD("the training set of %s: %s", o->data_dir, why);
     return 0;
 fail:
@@ -860,12 +870,12 @@ float schedule_lr(Schedule *s, long step, double p) {
 }
 
 // Mean cross-entropy per target token over the first max_batches batches of the
-// validation set, in file order, without dropout or label smoothing. Each rank takes its
-// shard of every batch (dist.h).
-static double evaluate(Model *m, const Dataset *d, int batch_tokens, int max_batches) {
-    const TokenFile *src = d->arch == ARCH_LM ? NULL : &d->valid_src;
+// validation set, in file order (lm windows: consecutive windows, each token a target
+// once), without dropout or label smoothing. Each rank takes its shard of every batch
+// (dist.h).
+static double evaluate(Model *m, const FitOptions *o, const Dataset *d, int max_batches) {
     char err[KF_ERRLEN];   // fit_setup has built these batches once already
-    Batcher *bt = batcher_new(src, &d->valid_tgt, batch_tokens, 0, 0, err);
+    Batcher *bt = data_batches(o, d, m->cfg.maxT, 0, err);
     if (!bt) return NAN;
     double sum[2] = {0, 0};   // loss * targets, targets
     Batch b, shard;
@@ -1279,7 +1289,7 @@ int fit_run(const FitOptions *o, FitResult *r, char *err) {
         evaluated = (o->eval_every > 0 && s.step % o->eval_every == 0) || (last && !stop);
         val = NAN;
         if (evaluated) {
-            val = evaluate(&m, &d, o->batch_tokens, o->eval_batches);
+            val = evaluate(&m, o, &d, o->eval_batches);
             if (isfinite(val) && !(val >= s.best_val)) s.best_val = val;
             progress_clear(&prog);
             printf("step %6ld | train %.4f | val %.4f (ppl %.2f) | lr %.2e | %.0f tok/s | "

@@ -32,6 +32,8 @@ typedef struct {
     long steps;              // budget in steps, unless
     double minutes;          // a budget in minutes is given (> 0)
     int batch_tokens;        // B * max(S, T) per batch
+    int lm_chunks;           // lm: batches of the data's chunks (<bos> first), not
+                             // random windows of the stream (batcher_new_windows)
     float lr;                // peak learning rate
     int warmup;              // steps (at most 10% of the budget)
     float weight_decay, clip; // clip 0: no clipping

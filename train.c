@@ -178,6 +178,10 @@ static void print_fit_flags(void) {
 "  --label-smoothing E     (default %g for seq2seq, 0 for lm)\n"
 "optimization:\n"
 "  --batch-tokens N        B * max(S, T) per batch (default %d)\n"
+"  --lm-chunks             lm: batches of the data's chunks, each after <bos>; else\n"
+"                          (the default) rows of max-len + 1 tokens at random offsets\n"
+"                          of the training stream, as nanoGPT, and validation on\n"
+"                          consecutive windows (every token a target once)\n"
 "  --lr LR                 peak learning rate (default %g): linear warmup, then cosine\n"
 "                          decay to LR/10 at the end of the budget\n"
 "  --warmup N              warmup steps (default %d; at most 10%% of the budget)\n"
@@ -437,6 +441,7 @@ static int fit_flag(FitOptions *o, int *budget_flags, int argc, char **argv, int
         o->label_smoothing_set = 1;
     }
     else if (!strcmp(a, "--batch-tokens")) o->batch_tokens = int_value(argc, argv, i);
+    else if (!strcmp(a, "--lm-chunks")) o->lm_chunks = 1;
     else if (!strcmp(a, "--lr")) o->lr = (float)num_value(argc, argv, i);
     else if (!strcmp(a, "--warmup")) o->warmup = int_value(argc, argv, i);
     else if (!strcmp(a, "--weight-decay")) o->weight_decay = (float)num_value(argc, argv, i);
