@@ -324,6 +324,7 @@ static const OptField OPT_FIELDS[] = {
     OPT("beta1", "--beta1", OPT_FLOAT, beta1, 1),
     OPT("beta2", "--beta2", OPT_FLOAT, beta2, 1),
     OPT("eps", "--eps", OPT_FLOAT, eps, 1),
+    OPT("embed_std", "--embed-std", OPT_FLOAT, embed_std, 1),
     OPT("seed", "--seed", OPT_U64, seed, 1),
     OPT("keep_checkpoints", "--keep-checkpoints", OPT_INT, keep_checkpoints, 1),
     // these change no number of the run
@@ -750,6 +751,7 @@ static int fit_setup(const FitOptions *o, Dataset *d, Config *cfg, Model *m, Bat
     if (!(o->beta1 >= 0 && o->beta1 < 1)) BAD("--beta1 %g must be in [0, 1)", o->beta1);
     if (!(o->beta2 >= 0 && o->beta2 < 1)) BAD("--beta2 %g must be in [0, 1)", o->beta2);
     if (!(o->eps > 0)) BAD("--eps %g must be > 0", o->eps);
+    if (!(o->embed_std >= 0)) BAD("--embed-std %g must be positive", o->embed_std);
     if (o->batch_tokens < 1) BAD("--batch-tokens %d must be at least 1", o->batch_tokens);
     if (o->eval_every < 0) BAD("--eval-every %d must be >= 0", o->eval_every);
     if (o->keep_checkpoints < 0 || o->keep_checkpoints > 1000)
@@ -1125,6 +1127,11 @@ static void nan_steps(long *first, long *last) {
 }
 
 #define MAX_BAD_IN_A_ROW 10   // non-finite steps in a row that stop the run
+// An lm's embedding starts at std 0.02 (GPT-2's), not 1/sqrt(C): with the tied table the
+// input row sqrt(C) e_x reaches the output as logit_v = h . e_v with h ~ LN(e_x), so
+// rows of unit norm made the first model give its input token a logit of about
+// sqrt(C) (loss 9.5 at C = 128); rows of norm 0.02 sqrt(C) start near uniform (ln V).
+#define LM_EMBED_STD 0.02
 
 int fit_run(const FitOptions *o, FitResult *r, char *err) {
     Dataset d;
@@ -1146,6 +1153,9 @@ int fit_run(const FitOptions *o, FitResult *r, char *err) {
     s.kept.step = calloc((size_t)o->keep_checkpoints + 1, sizeof(long));
     if (!s.kept.step) errorf(err, "out of memory");
     int failed = !s.kept.step;
+    // lm: embedding entries of std LM_EMBED_STD (see there), unless --embed-std
+    if (o->embed_std > 0 || cfg.arch == ARCH_LM)
+        m.emb.init_std = o->embed_std > 0 ? o->embed_std : LM_EMBED_STD;
     model_init(&m, o->seed);
     m.dropout_seed = o->seed;
     char path[PATH_CAP];

@@ -174,6 +174,10 @@ static void print_fit_flags(void) {
 "                            kronxs:n=2,r=18,head=200,order=freq,layout=diag\n"
 "                            kronxs:n=2,r=9,head=100,order=freq,layout=diag\n"
 "  --tie / --no-tie        output projection = embedding table (default %s)\n"
+"  --embed-std S           std of the embedding's entries at initialization (default\n"
+"                          seq2seq: 1/sqrt(d_model), rows of unit variance after the\n"
+"                          input's sqrt(d_model); lm: 0.02, so that the first tied\n"
+"                          model does not predict its input token)\n"
 "  --dropout P             on attention and residual branches (default %g)\n"
 "  --label-smoothing E     (default %g for seq2seq, 0 for lm)\n"
 "optimization:\n"
@@ -450,6 +454,10 @@ static int fit_flag(FitOptions *o, int *budget_flags, int argc, char **argv, int
     else if (!strcmp(a, "--beta2")) o->beta2 = (float)num_value(argc, argv, i);
     else if (!strcmp(a, "--eps")) o->eps = (float)num_value(argc, argv, i);
     else if (!strcmp(a, "--seed")) o->seed = (uint64_t)long_value(argc, argv, i);
+    else if (!strcmp(a, "--embed-std")) {
+        o->embed_std = (float)num_value(argc, argv, i);
+        if (!(o->embed_std > 0)) error_exit("--embed-std %g must be positive", o->embed_std);
+    }
     else if (!strcmp(a, "--eval-every")) o->eval_every = int_value(argc, argv, i);
     else if (!strcmp(a, "--keep-checkpoints")) o->keep_checkpoints = int_value(argc, argv, i);
     else if (!strcmp(a, "--eval-batches")) {

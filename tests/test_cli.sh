@@ -269,6 +269,11 @@ for how in windows chunks; do
         awk -F, 'NR == 2 { a = $5 } END { exit !($5 < a) }' "$T/lmv_$how/log.csv" &&
         pass lm_fit_${how}_learns || fail lm_fit_${how}_learns "$(sed -n '2p;$p' "$T/lmv_$how/log.csv")"
 done
+# the first lm (embedding std 0.02) predicts near uniformly, loss ln V, not its input
+# token (std 1/sqrt(C) gives it a logit of about sqrt(C): loss 5.9 here)
+awk -F, 'NR == 2 { d = $5 - log(259); exit !(d > -0.1 && d < 0.1) }' "$T/lmv_windows/log.csv" &&
+    grep -q '^embed_std=0$' "$T/lmv_windows/run.txt" &&
+    pass lm_first_loss_ln_v || fail lm_first_loss_ln_v "$(sed -n 2p "$T/lmv_windows/log.csv")"
 # checkpoint averaging: fit kept the last 2 of its checkpoints (steps 20, 40, 60)
 [ "$(ls "$T/r/checkpoints")" = "$(printf 'step-000040\nstep-000060')" ] &&
     cmp -s "$T/r/model.safetensors" "$T/r/checkpoints/step-000060/model.safetensors" &&
