@@ -141,6 +141,8 @@ struct Batcher {
     int *first;      // (nbatch + 1) batch b is seq[first[b] .. first[b+1])
     int *visit;      // (nbatch) batches in this epoch's order
     int pos, epoch;  // next entry of visit; completed epochs
+    int window;      // lm windows: tokens per row (T), else 0 (batcher_new_windows)
+    int rows;        // lm windows: rows per batch (B)
     Batch b;         // buffers sized for the largest batch
 };
 
@@ -166,6 +168,7 @@ static int cmp_key(const void *pa, const void *pb) {
 // Fisher-Yates shuffle of the batch order, seeded by (seed, epoch) so that epoch e has
 // the same order however many batches were drawn before.
 static void plan_epoch(Batcher *bt) {
+    if (bt->window) return;   // windows are drawn from (seed, epoch, pos) in window_batch
     for (int k = 0; k < bt->nbatch; k++) bt->visit[k] = k;
     if (!bt->shuffle) return;
     uint64_t rng = hash64(bt->seed ^ hash64((uint64_t)bt->epoch + 1));
@@ -262,12 +265,80 @@ fail:
     return NULL;
 }
 
+Batcher *batcher_new_windows(const TokenFile *f, int T, int batch_tokens, uint64_t seed,
+                             int shuffle, char *err) {
+    if (batch_tokens < 1 || T < 1) {
+        errorf(err, "batch_tokens %d and the window %d must be at least 1", batch_tokens, T);
+        return NULL;
+    }
+    if (f->ntok < 2) {
+        errorf(err, "no token to learn from (%s); give data with some text",
+               f->n == 0 ? "the token files are empty" : f->ntok == 0 ?
+               "every sequence is empty" : "a single token");
+        return NULL;
+    }
+    if (f->ntok >= (size_t)INT_MAX) {
+        errorf(err, "%zu tokens are more than windows take (%d); split the data", f->ntok,
+               INT_MAX - 1);
+        return NULL;
+    }
+    long long targets = (long long)f->ntok - 1;   // tokens that can be predicted
+    if (shuffle && T > targets) T = (int)targets;
+    int B = batch_tokens / T > 0 ? batch_tokens / T : 1;
+    long long nwin = (targets + T - 1) / T;      // consecutive windows (shuffle = 0)
+    long long nbatch = shuffle ? targets / ((long long)B * T) : (nwin + B - 1) / B;
+    Batcher *bt = calloc(1, sizeof *bt);
+    if (!bt) goto oom;
+    *bt = (Batcher){ .tgt = f, .shuffle = shuffle, .seed = seed, .window = T, .rows = B,
+                     .nbatch = nbatch < 1 ? 1 : nbatch > INT_MAX ? INT_MAX : (int)nbatch };
+    bt->b.tgt_in = malloc((size_t)B * T * sizeof(int));
+    bt->b.tgt_out = malloc((size_t)B * T * sizeof(int));
+    bt->b.index = calloc((size_t)B, sizeof(int));
+    if (!bt->b.tgt_in || !bt->b.tgt_out || !bt->b.index) goto oom;
+    return bt;
+oom:
+    errorf(err, "out of memory for batches of %d windows of %d tokens", B, T);
+    batcher_free(bt);
+    return NULL;
+}
+
+// Batch k (= pos) of an epoch of windows (see batcher_new_windows): row r starts at a
+// random offset in [0, ntok - T - 1] drawn from (seed, epoch, k), or at (k B + r) T
+// (the last of those batches has only the windows left).
+static void window_batch(Batcher *bt, int k, Batch *b) {
+    int B = bt->rows, T = bt->window;
+    long long ntok = (long long)bt->tgt->ntok;
+    long long left = (ntok - 2) / T + 1 - (long long)k * B;   // consecutive windows left
+    if (!bt->shuffle && left < B) B = (int)left;
+    const int32_t *tok = bt->tgt->tok;
+    uint64_t rng = hash64(bt->seed ^ hash64((uint64_t)bt->epoch + 1) ^
+                          hash64(~(uint64_t)k));
+    *b = (Batch){ .B = B, .S = 0, .T = T, .src = NULL, .tgt_in = bt->b.tgt_in,
+                  .tgt_out = bt->b.tgt_out, .index = bt->b.index };
+    memset(b->tgt_in, 0, (size_t)B * T * sizeof(int));   // TOK_PAD is 0
+    memset(b->tgt_out, 0, (size_t)B * T * sizeof(int));
+    for (int r = 0; r < B; r++) {
+        long long at = bt->shuffle ? (long long)(rng_next(&rng) % (uint64_t)(ntok - T))
+                                   : ((long long)k * bt->rows + r) * T;
+        int n = at + T < ntok ? T : (int)(ntok - 1 - at);  // targets in this window
+        for (int t = 0; t < n; t++) {
+            b->tgt_in[(size_t)r * T + t] = tok[at + t];
+            b->tgt_out[(size_t)r * T + t] = tok[at + t + 1];
+        }
+        b->ntok += n;
+    }
+}
+
 int batcher_next(Batcher *bt, Batch *out) {
     if (bt->pos == bt->nbatch) {  // end of epoch: report it, then plan the next one
         bt->epoch++;
         bt->pos = 0;
         plan_epoch(bt);
         return 0;
+    }
+    if (bt->window) {
+        window_batch(bt, bt->pos++, out);
+        return 1;
     }
     int k = bt->visit[bt->pos++];
     int lo = bt->first[k], B = bt->first[k + 1] - lo;

@@ -36,7 +36,7 @@ typedef struct {
     int *tgt_in;     // (B, T)
     int *tgt_out;    // (B, T)
     int ntok;        // non-pad tokens in tgt_out
-    int *index;      // (B) which sequence of the file each row is
+    int *index;      // (B) which sequence of the file each row is (lm windows: none)
 } Batch;
 
 // Groups sequences of similar length (sorted by target then source length, ties in a
@@ -52,6 +52,16 @@ Batcher *batcher_new(const TokenFile *src, const TokenFile *tgt, int batch_token
 // Fills *b (valid until the next call). Returns 1, or 0 when the epoch has ended; the
 // next call then starts a new epoch.
 int batcher_next(Batcher *bt, Batch *b);
+// lm windows, as nanoGPT's get_batch: the file's sequences read as one stream of tokens,
+// each row a window w of T + 1 consecutive tokens, tgt_in = w[0..T-1], tgt_out = w[1..T]
+// (no <bos>). shuffle: B = max(1, batch_tokens / T) windows at random offsets, drawn from
+// (seed, epoch, batch) alone, so batcher_seek goes on bit for bit; an epoch is
+// ntok / (B T) batches (at least one). shuffle = 0 (evaluation): the stream cut into
+// consecutive windows that overlap by one token, so that every token but the first is a
+// target exactly once (the last window shorter, padded). T is at most ntok - 1 in
+// shuffled windows. Returns NULL with a message if the file has fewer than 2 tokens.
+Batcher *batcher_new_windows(const TokenFile *f, int T, int batch_tokens, uint64_t seed,
+                             int shuffle, char *err);
 int batcher_num_batches(const Batcher *bt);
 int batcher_epoch(const Batcher *bt);
 // The position in the data (completed epochs, batches drawn in this one) and back: an

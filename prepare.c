@@ -218,11 +218,11 @@ int prepare_default_vocab(size_t bytes) {
 // hold the same data (prepare_is_current).
 static void recipe_string(char *out, size_t cap, const PrepareOptions *o) {
     snprintf(out, cap, "arch=%s src=%s tgt=%s tsv=%s text=%s valid-src=%s valid-tgt=%s "
-             "valid-fraction=%g vocab-size=%d tokenizer=%s max-len=%d seed=%llu",
+             "valid-text=%s valid-fraction=%g vocab-size=%d tokenizer=%s max-len=%d seed=%llu",
              o->arch == ARCH_LM ? "lm" : "seq2seq", o->src ? o->src : "-",
              o->tgt ? o->tgt : "-", o->tsv ? o->tsv : "-", o->text ? o->text : "-",
              o->valid_src ? o->valid_src : "-", o->valid_tgt ? o->valid_tgt : "-",
-             o->valid_fraction, o->vocab_size, o->tokenizer ? o->tokenizer : "-",
+             o->valid_text ? o->valid_text : "-", o->valid_fraction, o->vocab_size, o->tokenizer ? o->tokenizer : "-",
              o->max_len, (unsigned long long)o->seed);
 }
 
@@ -379,33 +379,51 @@ done:
     return rc;
 }
 
+// lm: the text as one stream cut into chunks; the validation chunks are those of
+// --valid-text (which stays whole, in order), else --valid-fraction of the text's.
 static int prepare_lm(const PrepareOptions *o, char *err) {
-    char *text = NULL;
-    size_t len = 0;
+    char *text = NULL, *vtext = NULL;
+    size_t len = 0, vlen = 0;
     Seqs all = {0}, seqs[2] = {0};
     unsigned char *mask = NULL;
     Tokenizer *tok = NULL;
     int rc = 1;
     if (read_file(o->text, &text, &len, err)) return 1;
-    if (len == 0) {
-        errorf(err, "%s is empty; give a text file to learn from", o->text);
+    if (o->valid_text && read_file(o->valid_text, &vtext, &vlen, err)) goto done;
+    if (len == 0 || (o->valid_text && vlen == 0)) {
+        errorf(err, "%s is empty; give a text file to %s", len == 0 ? o->text :
+               o->valid_text, len == 0 ? "learn from" : "validate on");
         goto done;
     }
-    // the tokenizer learns from the whole text; the split is of chunks of tokens
+    // the tokenizer learns from the training text (without --valid-text: the whole
+    // text; the split is of chunks of tokens)
     if (!(tok = get_tokenizer(o, text, len, err))) goto done;
-    if (encode_stream(&all, tok, text, len, o->max_len, err)) goto done;
-    if (all.n < 2) {
-        errorf(err, "%s makes only %zu chunk(s) of %d tokens; give more text "
-                 "or a smaller --max-len", o->text, all.n, o->max_len);
-        goto done;
+    if (o->valid_text) {
+        if (encode_stream(&seqs[0], tok, text, len, o->max_len, err) ||
+            encode_stream(&seqs[1], tok, vtext, vlen, o->max_len, err))
+            goto done;
+        for (int i = 0; i < 2; i++)
+            if (seqs[i].n == 0) {
+                errorf(err, "%s makes no chunk (a single token); give more text",
+                       i == 0 ? o->text : o->valid_text);
+                goto done;
+            }
+    } else {
+        if (encode_stream(&all, tok, text, len, o->max_len, err)) goto done;
+        if (all.n < 2) {
+            errorf(err, "%s makes only %zu chunk(s) of %d tokens; give more text "
+                     "or a smaller --max-len", o->text, all.n, o->max_len);
+            goto done;
+        }
+        if (!(mask = malloc(all.n))) goto oom;
+        if (split_mask(mask, all.n, o->valid_fraction, o->seed, "chunks", err)) goto done;
+        if (seqs_select(&seqs[0], &all, mask, 0) || seqs_select(&seqs[1], &all, mask, 1))
+            goto oom;
     }
-    if (!(mask = malloc(all.n))) goto oom;
-    if (split_mask(mask, all.n, o->valid_fraction, o->seed, "chunks", err)) goto done;
-    if (seqs_select(&seqs[0], &all, mask, 0) || seqs_select(&seqs[1], &all, mask, 1))
-        goto oom;
     const char *names[2] = {"train.lm", "valid.lm"};
-    printf("prepare: %zu bytes, %zu tokens, cut into chunks of %d tokens\n", len, all.ntok,
-           o->max_len);
+    printf("prepare: %zu bytes, %zu tokens, cut into chunks of %d tokens; validation: %s\n",
+           len + vlen, seqs[0].ntok + seqs[1].ntok, o->max_len,
+           o->valid_text ? o->valid_text : "chunks held out at random");
     print_header();
     for (int i = 0; i < 2; i++) print_stats(names[i], &seqs[i]);
     rc = write_dataset(o, tok, names, seqs, 2, err);
@@ -414,6 +432,7 @@ oom:
     errorf(err, "out of memory encoding %s", o->text);
 done:
     free(text);
+    free(vtext);
     free(mask);
     seqs_free(&all); seqs_free(&seqs[0]); seqs_free(&seqs[1]);
     if (tok) tokenizer_free(tok);

@@ -19,7 +19,8 @@ typedef struct {
     const char *src, *tgt;        // seq2seq: two line-aligned files, or
     const char *tsv;              // seq2seq: source<TAB>target per line
     const char *text;             // lm: one text
-    const char *valid_src, *valid_tgt;  // seq2seq validation files, else a split:
+    const char *valid_src, *valid_tgt;  // seq2seq validation files,
+    const char *valid_text;       // lm: a validation text, else a split:
     double valid_fraction;        // of the training lines (lm: chunks), seeded
     const char *out;              // directory to write
     int vocab_size;               // 0: the default rule, prepare_default_vocab

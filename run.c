@@ -316,6 +316,7 @@ static const OptField OPT_FIELDS[] = {
     OPT("steps", "--steps", OPT_LONG, steps, 1),
     OPT("minutes", "--minutes", OPT_DOUBLE, minutes, 1),
     OPT("batch_tokens", "--batch-tokens", OPT_INT, batch_tokens, 1),
+    OPT("lm_chunks", "--lm-chunks", OPT_INT, lm_chunks, 1),
     OPT("lr", "--lr", OPT_FLOAT, lr, 1),
     OPT("warmup", "--warmup", OPT_INT, warmup, 1),
     OPT("weight_decay", "--weight-decay", OPT_FLOAT, weight_decay, 1),
@@ -323,6 +324,7 @@ static const OptField OPT_FIELDS[] = {
     OPT("beta1", "--beta1", OPT_FLOAT, beta1, 1),
     OPT("beta2", "--beta2", OPT_FLOAT, beta2, 1),
     OPT("eps", "--eps", OPT_FLOAT, eps, 1),
+    OPT("embed_std", "--embed-std", OPT_FLOAT, embed_std, 1),
     OPT("seed", "--seed", OPT_U64, seed, 1),
     OPT("keep_checkpoints", "--keep-checkpoints", OPT_INT, keep_checkpoints, 1),
     // these change no number of the run
@@ -726,6 +728,17 @@ static int set_token_counts(Model *m, const Dataset *d, int lm) {
     return rc;
 }
 
+// The batches of the training set (shuffle) or of the validation set: lm data in random
+// windows of the stream (validation: consecutive windows), or sequences of the data.
+static Batcher *data_batches(const FitOptions *o, const Dataset *d, int maxT, int shuffle,
+                             char *err) {
+    const TokenFile *tgt = shuffle ? &d->train_tgt : &d->valid_tgt;
+    if (d->arch == ARCH_LM && !o->lm_chunks)
+        return batcher_new_windows(tgt, maxT - 1, o->batch_tokens, o->seed, shuffle, err);
+    const TokenFile *src = d->arch == ARCH_LM ? NULL : shuffle ? &d->train_src : &d->valid_src;
+    return batcher_new(src, tgt, o->batch_tokens, shuffle ? o->seed : 0, shuffle, err);
+}
+
 static int fit_setup(const FitOptions *o, Dataset *d, Config *cfg, Model *m, Batcher **bt,
                      char *err) {
     #define BAD(...) do { errorf(err, __VA_ARGS__); goto fail; } while (0)
@@ -740,6 +753,7 @@ static int fit_setup(const FitOptions *o, Dataset *d, Config *cfg, Model *m, Bat
     if (!(o->beta1 >= 0 && o->beta1 < 1)) BAD("--beta1 %g must be in [0, 1)", o->beta1);
     if (!(o->beta2 >= 0 && o->beta2 < 1)) BAD("--beta2 %g must be in [0, 1)", o->beta2);
     if (!(o->eps > 0)) BAD("--eps %g must be > 0", o->eps);
+    if (!(o->embed_std >= 0)) BAD("--embed-std %g must be positive", o->embed_std);
     if (o->batch_tokens < 1) BAD("--batch-tokens %d must be at least 1", o->batch_tokens);
     if (o->eval_every < 0) BAD("--eval-every %d must be >= 0", o->eval_every);
     if (o->keep_checkpoints < 0 || o->keep_checkpoints > 1000)
@@ -797,12 +811,10 @@ static int fit_setup(const FitOptions *o, Dataset *d, Config *cfg, Model *m, Bat
     if (m->emb.order == EMBED_ORDER_FREQ && set_token_counts(m, d, lm))
         BAD("out of memory counting the tokens of %s", o->data_dir);
     char why[KF_ERRLEN];
-    Batcher *vbt = batcher_new(lm ? NULL : &d->valid_src, &d->valid_tgt, o->batch_tokens,
-                               0, 0, why);
+    Batcher *vbt = data_batches(o, d, cfg->maxT, 0, why);
     if (!vbt) BAD("the validation set of %s: %s", o->data_dir, why);
     batcher_free(vbt);
-    if (!(*bt = batcher_new(lm ? NULL : &d->train_src, &d->train_tgt, o->batch_tokens,
-                            o->seed, 1, why)))
+    if (!(*bt = data_batches(o, d, cfg->maxT, 1, why)))
         BAD("the training set of %s: %s", o->data_dir, why);
     return 0;
 fail:
@@ -862,12 +874,12 @@ float schedule_lr(Schedule *s, long step, double p) {
 }
 
 // Mean cross-entropy per target token over the first max_batches batches of the
-// validation set, in file order, without dropout or label smoothing. Each rank takes its
-// shard of every batch (dist.h).
-static double evaluate(Model *m, const Dataset *d, int batch_tokens, int max_batches) {
-    const TokenFile *src = d->arch == ARCH_LM ? NULL : &d->valid_src;
+// validation set, in file order (lm windows: consecutive windows, each token a target
+// once), without dropout or label smoothing. Each rank takes its shard of every batch
+// (dist.h).
+static double evaluate(Model *m, const FitOptions *o, const Dataset *d, int max_batches) {
     char err[KF_ERRLEN];   // fit_setup has built these batches once already
-    Batcher *bt = batcher_new(src, &d->valid_tgt, batch_tokens, 0, 0, err);
+    Batcher *bt = data_batches(o, d, m->cfg.maxT, 0, err);
     if (!bt) return NAN;
     double sum[2] = {0, 0};   // loss * targets, targets
     Batch b, shard;
@@ -1117,6 +1129,11 @@ static void nan_steps(long *first, long *last) {
 }
 
 #define MAX_BAD_IN_A_ROW 10   // non-finite steps in a row that stop the run
+// An lm's embedding starts at std 0.02 (GPT-2's), not 1/sqrt(C): with the tied table the
+// input row sqrt(C) e_x reaches the output as logit_v = h . e_v with h ~ LN(e_x), so
+// rows of unit norm made the first model give its input token a logit of about
+// sqrt(C) (loss 9.5 at C = 128); rows of norm 0.02 sqrt(C) start near uniform (ln V).
+#define LM_EMBED_STD 0.02
 
 int fit_run(const FitOptions *o, FitResult *r, char *err) {
     Dataset d;
@@ -1138,6 +1155,9 @@ int fit_run(const FitOptions *o, FitResult *r, char *err) {
     s.kept.step = calloc((size_t)o->keep_checkpoints + 1, sizeof(long));
     if (!s.kept.step) errorf(err, "out of memory");
     int failed = !s.kept.step;
+    // lm: embedding entries of std LM_EMBED_STD (see there), unless --embed-std
+    if (o->embed_std > 0 || cfg.arch == ARCH_LM)
+        m.emb.init_std = o->embed_std > 0 ? o->embed_std : LM_EMBED_STD;
     model_init(&m, o->seed);
     m.dropout_seed = o->seed;
     char path[PATH_CAP];
@@ -1281,7 +1301,7 @@ int fit_run(const FitOptions *o, FitResult *r, char *err) {
         evaluated = (o->eval_every > 0 && s.step % o->eval_every == 0) || (last && !stop);
         val = NAN;
         if (evaluated) {
-            val = evaluate(&m, &d, o->batch_tokens, o->eval_batches);
+            val = evaluate(&m, o, &d, o->eval_batches);
             if (isfinite(val) && !(val >= s.best_val)) s.best_val = val;
             progress_clear(&prog);
             printf("step %6ld | train %.4f | val %.4f (ppl %.2f) | lr %.2e | %.0f tok/s | "

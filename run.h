@@ -32,10 +32,14 @@ typedef struct {
     long steps;              // budget in steps, unless
     double minutes;          // a budget in minutes is given (> 0)
     int batch_tokens;        // B * max(S, T) per batch
+    int lm_chunks;           // lm: batches of the data's chunks (<bos> first), not
+                             // random windows of the stream (batcher_new_windows)
     float lr;                // peak learning rate
     int warmup;              // steps (at most 10% of the budget)
     float weight_decay, clip; // clip 0: no clipping
     float beta1, beta2, eps;  // AdamW's moment decays and denominator epsilon
+    float embed_std;         // std of the embedding's entries at initialization
+                             // (0: 0.02 for lm, 1/sqrt(d_model) for seq2seq)
     uint64_t seed;           // initialization, dropout and data order
     int eval_every;          // steps between validations (0: only at the end)
     int eval_batches;        // validation batches per evaluation at most

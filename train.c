@@ -125,8 +125,9 @@ static const char *HELP_PREPARE =
 "  --valid-fraction F      fraction held out (default 0.05, in (0, 0.5]; at least one)\n"
 "input, language model (lm):\n"
 "  --text FILE             one text, encoded as one stream of tokens and cut into\n"
-"                          chunks of --max-len tokens; --valid-fraction of the chunks\n"
-"                          is held out. Implies --arch lm.\n"
+"                          chunks of --max-len tokens. Implies --arch lm.\n"
+"  --valid-text FILE       the validation text, kept whole; else --valid-fraction of\n"
+"                          the chunks of --text is held out at random\n"
 "  --arch seq2seq|lm       checked against the input form (default: from it)\n"
 "\n"
 "output and tokenizer:\n"
@@ -179,10 +180,18 @@ static void print_fit_flags(void) {
 "                            kronxs:n=2,r=18,head=200,order=freq,layout=diag\n"
 "                            kronxs:n=2,r=9,head=100,order=freq,layout=diag\n"
 "  --tie / --no-tie        output projection = embedding table (default %s)\n"
+"  --embed-std S           std of the embedding's entries at initialization (default\n"
+"                          seq2seq: 1/sqrt(d_model), rows of unit variance after the\n"
+"                          input's sqrt(d_model); lm: 0.02, so that the first tied\n"
+"                          model does not predict its input token)\n"
 "  --dropout P             on attention and residual branches (default %g)\n"
 "  --label-smoothing E     (default %g for seq2seq, 0 for lm)\n"
 "optimization:\n"
 "  --batch-tokens N        B * max(S, T) per batch (default %d)\n"
+"  --lm-chunks             lm: batches of the data's chunks, each after <bos>; else\n"
+"                          (the default) rows of max-len + 1 tokens at random offsets\n"
+"                          of the training stream, as nanoGPT, and validation on\n"
+"                          consecutive windows (every token a target once)\n"
 "  --lr LR                 peak learning rate (default %g): linear warmup, then cosine\n"
 "                          decay to LR/10 at the end of the budget\n"
 "  --warmup N              warmup steps (default %d; at most 10%% of the budget)\n"
@@ -442,6 +451,7 @@ static int fit_flag(FitOptions *o, int *budget_flags, int argc, char **argv, int
         o->label_smoothing_set = 1;
     }
     else if (!strcmp(a, "--batch-tokens")) o->batch_tokens = int_value(argc, argv, i);
+    else if (!strcmp(a, "--lm-chunks")) o->lm_chunks = 1;
     else if (!strcmp(a, "--lr")) o->lr = (float)num_value(argc, argv, i);
     else if (!strcmp(a, "--warmup")) o->warmup = int_value(argc, argv, i);
     else if (!strcmp(a, "--weight-decay")) o->weight_decay = (float)num_value(argc, argv, i);
@@ -450,6 +460,10 @@ static int fit_flag(FitOptions *o, int *budget_flags, int argc, char **argv, int
     else if (!strcmp(a, "--beta2")) o->beta2 = (float)num_value(argc, argv, i);
     else if (!strcmp(a, "--eps")) o->eps = (float)num_value(argc, argv, i);
     else if (!strcmp(a, "--seed")) o->seed = (uint64_t)long_value(argc, argv, i);
+    else if (!strcmp(a, "--embed-std")) {
+        o->embed_std = (float)num_value(argc, argv, i);
+        if (!(o->embed_std > 0)) error_exit("--embed-std %g must be positive", o->embed_std);
+    }
     else if (!strcmp(a, "--eval-every")) o->eval_every = int_value(argc, argv, i);
     else if (!strcmp(a, "--keep-checkpoints")) o->keep_checkpoints = int_value(argc, argv, i);
     else if (!strcmp(a, "--eval-batches")) {
@@ -549,6 +563,7 @@ static int cmd_prepare(int argc, char **argv) {
         else if (!strcmp(a, "--text")) o.text = path_value(argc, argv, &i);
         else if (!strcmp(a, "--valid-src")) o.valid_src = path_value(argc, argv, &i);
         else if (!strcmp(a, "--valid-tgt")) o.valid_tgt = path_value(argc, argv, &i);
+        else if (!strcmp(a, "--valid-text")) o.valid_text = path_value(argc, argv, &i);
         else if (!strcmp(a, "--valid-fraction")) {
             o.valid_fraction = num_value(argc, argv, &i);
             fraction_set = 1;
@@ -574,10 +589,15 @@ static int cmd_prepare(int argc, char **argv) {
     if ((o.valid_src != NULL) != (o.valid_tgt != NULL))
         error_exit("--valid-src and --valid-tgt go together: give both");
     if (o.valid_src && o.text)
-        error_exit("--valid-src/--valid-tgt are for translation; an lm holds out "
-                   "--valid-fraction of its chunks");
+        error_exit("--valid-src/--valid-tgt are for translation; an lm takes "
+                   "--valid-text, or holds out --valid-fraction of its chunks");
     if (o.valid_src && fraction_set)
         error_exit("give --valid-src/--valid-tgt or --valid-fraction, not both");
+    if (o.valid_text && !o.text)
+        error_exit("--valid-text is for a language model (--text); translation takes "
+                   "--valid-src/--valid-tgt");
+    if (o.valid_text && fraction_set)
+        error_exit("give --valid-text or --valid-fraction, not both");
     if (!(o.valid_fraction > 0 && o.valid_fraction <= 0.5))
         error_exit("--valid-fraction %g must be in (0, 0.5]", o.valid_fraction);
     if (!o.out) error_exit("prepare needs --out DIR, where to write the data");

@@ -59,6 +59,11 @@ printf 'one two\n' >"$T/in.txt"
 bad prepare_missing_src $TRAIN prepare --src "$T/nope" --tgt "$T/train.de" --out "$T/o1"
 bad prepare_empty_src $TRAIN prepare --src "$T/empty" --tgt "$T/empty" --out "$T/o1"
 bad prepare_text_empty $TRAIN prepare --text "$T/empty" --out "$T/o1"
+bad prepare_valid_text_empty $TRAIN prepare --text "$T/train.en" --valid-text "$T/empty" --out "$T/o1"
+bad prepare_valid_text_missing $TRAIN prepare --text "$T/train.en" --valid-text "$T/nope" --out "$T/o1"
+bad prepare_valid_text_and_fraction $TRAIN prepare --text "$T/train.en" --valid-text "$T/train.de" --valid-fraction 0.1 --out "$T/o1"
+bad prepare_valid_text_seq2seq $TRAIN prepare --src "$T/train.en" --tgt "$T/train.de" --valid-text "$T/train.de" --out "$T/o1"
+bad fit_embed_std_zero $TRAIN fit --data "$T/d" --out "$T/o1" --steps 2 --embed-std 0
 bad prepare_tokenizer_binary $TRAIN prepare --src "$T/train.en" --tgt "$T/train.de" --tokenizer "$T/binary" --out "$T/o1"
 bad prepare_tokenizer_truncated $TRAIN prepare --src "$T/train.en" --tgt "$T/train.de" --tokenizer "$T/d_toktrunc/tokenizer.bin" --out "$T/o1"
 bad fit_token_file_truncated $TRAIN fit --data "$T/d_trunc" --out "$T/o1" --steps 2

@@ -255,6 +255,25 @@ expect_exit lm_empty_sequences 2 $TRAIN fit --data "$T/lmempty" --out "$T/lmer" 
 grep -q 'every sequence is empty' "$T/err" && [ ! -e "$T/lmer" ] && pass lm_empty_sequences_named ||
     fail lm_empty_sequences_named "$(cat "$T/err")"
 expect_exit lm_fit 0 $TRAIN fit --data "$T/lmd" --out "$T/lmr" $SMALL --steps 30 --lr 3e-3 --warmup 3
+# --valid-text: the validation text as is (byte-level: one token per byte), in order;
+# trained on random windows (the default) and on chunks
+head -n 12 "$T/lm.txt" >"$T/lm_train.txt"; tail -n 4 "$T/lm.txt" >"$T/lm_valid.txt"
+expect_exit lm_prepare_valid_text 0 $TRAIN prepare --text "$T/lm_train.txt" --valid-text "$T/lm_valid.txt" --out "$T/lmv" --max-len 16 --vocab-size 259
+[ "$(grep '^valid.lm_tokens=' "$T/lmv/dataset.txt")" = "valid.lm_tokens=$(wc -c <"$T/lm_valid.txt" | tr -d ' ')" ] &&
+    [ "$(grep '^train.lm_tokens=' "$T/lmv/dataset.txt")" = "train.lm_tokens=$(wc -c <"$T/lm_train.txt" | tr -d ' ')" ] &&
+    pass lm_valid_text_as_is || fail lm_valid_text_as_is "$(grep tokens "$T/lmv/dataset.txt")"
+for how in windows chunks; do
+    flag=; [ $how = chunks ] && flag=--lm-chunks
+    expect_exit lm_fit_$how 0 $TRAIN fit --data "$T/lmv" --out "$T/lmv_$how" $SMALL --steps 30 --lr 3e-3 --warmup 3 $flag
+    grep -q "^lm_chunks=$([ $how = chunks ] && echo 1 || echo 0)$" "$T/lmv_$how/run.txt" &&
+        awk -F, 'NR == 2 { a = $5 } END { exit !($5 < a) }' "$T/lmv_$how/log.csv" &&
+        pass lm_fit_${how}_learns || fail lm_fit_${how}_learns "$(sed -n '2p;$p' "$T/lmv_$how/log.csv")"
+done
+# the first lm (embedding std 0.02) predicts near uniformly, loss ln V, not its input
+# token (std 1/sqrt(C) gives it a logit of about sqrt(C): loss 5.9 here)
+awk -F, 'NR == 2 { d = $5 - log(259); exit !(d > -0.1 && d < 0.1) }' "$T/lmv_windows/log.csv" &&
+    grep -q '^embed_std=0$' "$T/lmv_windows/run.txt" &&
+    pass lm_first_loss_ln_v || fail lm_first_loss_ln_v "$(sed -n 2p "$T/lmv_windows/log.csv")"
 # checkpoint averaging: fit kept the last 2 of its checkpoints (steps 20, 40, 60)
 [ "$(ls "$T/r/checkpoints")" = "$(printf 'step-000040\nstep-000060')" ] &&
     cmp -s "$T/r/model.safetensors" "$T/r/checkpoints/step-000060/model.safetensors" &&

@@ -392,6 +392,100 @@ static void test_batcher_random(void) {
 }
 
 // ----------------------------------------------------------------------------
+// lm windows (batcher_new_windows)
+
+// A window row of a stream whose token i is i: tgt_in = a, a+1, ..; tgt_out one ahead.
+// Returns its offset a, or -1 if the row is not such a window inside [0, ntok).
+static int window_offset(const Batch *b, int r, int ntok) {
+    const int *in = b->tgt_in + (size_t)r * b->T, *out = b->tgt_out + (size_t)r * b->T;
+    int a = in[0];
+    for (int t = 0; t < b->T; t++)
+        if (in[t] != a + t || out[t] != a + t + 1) return -1;
+    return a >= 0 && a + b->T < ntok ? a : -1;
+}
+
+static void test_windows(void) {
+    // By hand: two sequences 10..13 and 14..19 read as one stream of 10 tokens; T = 4,
+    // 8 tokens a batch (B = 2). Consecutive windows start at 0, 4, 8: 9 targets, each once;
+    // the last window has one target, padded.
+    int ll[2] = {4, 6};
+    int32_t lt[10] = {10, 11, 12, 13, 14, 15, 16, 17, 18, 19};
+    TokenFile f = make_file(2, ll, lt);
+    Batch b;
+    Batcher *bt = batcher_new_windows(&f, 4, 8, 1, 0, (char[KF_ERRLEN]){0});
+    int got = bt && batcher_num_batches(bt) == 2 && batcher_next(bt, &b);
+    CHECK(got && b.B == 2 && b.T == 4 && b.S == 0 && b.src == NULL && b.ntok == 8 &&
+              EXPECT_ROW(b.tgt_in, 0, 4, 10, 11, 12, 13) && EXPECT_ROW(b.tgt_out, 0, 4, 11, 12, 13, 14) &&
+              EXPECT_ROW(b.tgt_in, 1, 4, 14, 15, 16, 17) && EXPECT_ROW(b.tgt_out, 1, 4, 15, 16, 17, 18),
+          "windows shuffle=0: consecutive windows across sequences", "B %d T %d ntok %d",
+          got ? b.B : -1, got ? b.T : -1, got ? b.ntok : -1);
+    got = bt && batcher_next(bt, &b);
+    CHECK(got && b.B == 1 && b.ntok == 1 && EXPECT_ROW(b.tgt_in, 0, 4, 18, 0, 0, 0) &&
+              EXPECT_ROW(b.tgt_out, 0, 4, 19, 0, 0, 0) && batcher_next(bt, &b) == 0,
+          "windows shuffle=0: the last window is short and padded, then the epoch ends",
+          "B %d ntok %d", got ? b.B : -1, got ? b.ntok : -1);
+    batcher_free(bt);
+    // shuffled, T above the 9 targets: the one window that fits, the whole stream
+    bt = batcher_new_windows(&f, 50, 100, 1, 1, (char[KF_ERRLEN]){0});
+    got = bt && batcher_next(bt, &b);
+    CHECK(got && b.B == 11 && b.T == 9 && b.ntok == 99 &&
+              EXPECT_ROW(b.tgt_in, 10, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18),
+          "windows: T clamped to the stream", "B %d T %d", got ? b.B : -1, got ? b.T : -1);
+    batcher_free(bt);
+    int one[1] = {1};
+    TokenFile tiny = make_file(1, one, lt);
+    char err[KF_ERRLEN] = "";
+    CHECK(batcher_new_windows(&tiny, 4, 8, 1, 1, err) == NULL && strstr(err, "a single token"),
+          "windows: a stream of one token -> NULL with a message", "'%s'", err);
+    tokfile_free(&f); tokfile_free(&tiny);
+
+    // Random windows of a stream 0..N-1: every row a window inside it, offsets spread over
+    // the whole stream; the same (seed, epoch, batch) gives the same batch after a seek.
+    enum { N = 1000, T = 16, BT = 64 };   // B = 4
+    int32_t *st = malloc(N * sizeof *st);
+    int lens[1] = {N};
+    for (int i = 0; i < N; i++) st[i] = i;
+    f = make_file(1, lens, st);
+    bt = batcher_new_windows(&f, T, BT, 5, 1, (char[KF_ERRLEN]){0});
+    Batcher *b2 = batcher_new_windows(&f, T, BT, 5, 1, (char[KF_ERRLEN]){0});
+    Batcher *b3 = batcher_new_windows(&f, T, BT, 6, 1, (char[KF_ERRLEN]){0});
+    int ok = bt && b2 && b3 && batcher_num_batches(bt) == (N - 1) / BT, lo = N, hi = -1;
+    int same = 1, other = 0, epochs_differ = 0;
+    static int first[3][4];   // offsets of the first batch of epochs 0, 1, 2
+    for (int e = 0; e < 3 && ok; e++) {
+        for (int k = 0; batcher_next(bt, &b); k++) {
+            ok &= b.B == 4 && b.T == T && b.ntok == 4 * T;
+            for (int r = 0; r < b.B && ok; r++) {
+                int a = window_offset(&b, r, N);
+                ok &= a >= 0;
+                if (a < lo) lo = a;
+                if (a > hi) hi = a;
+                if (k == 0) first[e][r] = a;
+            }
+            if (e == 1 && k == 3) {   // a fresh batcher sought to (1, 3) draws the same
+                long ep, pos;
+                batcher_position(bt, &ep, &pos);
+                Batch c;
+                same &= batcher_seek(b2, ep, pos - 1) == 0 && batcher_next(b2, &c) &&
+                        !memcmp(c.tgt_in, b.tgt_in, sizeof(int) * 4 * T) &&
+                        !memcmp(c.tgt_out, b.tgt_out, sizeof(int) * 4 * T);
+                Batch d;
+                batcher_seek(b3, ep, pos - 1);
+                other |= batcher_next(b3, &d) && memcmp(d.tgt_in, b.tgt_in, sizeof(int) * 4 * T);
+            }
+        }
+    }
+    epochs_differ = memcmp(first[0], first[1], sizeof first[0]) && memcmp(first[1], first[2], sizeof first[0]);
+    CHECK(ok && lo < 30 && hi > N - T - 31, "windows shuffled: rows are windows of the "
+          "stream, spread over all of it", "lo %d hi %d", lo, hi);
+    CHECK(same, "windows shuffled: a seek draws the same batch (resume)", "");
+    CHECK(other && epochs_differ, "windows shuffled: another seed or epoch, other windows", "");
+    batcher_free(bt); batcher_free(b2); batcher_free(b3);
+    tokfile_free(&f);
+    free(st);
+}
+
+// ----------------------------------------------------------------------------
 // Toy data. parse_english is an independent oracle: words back to the number.
 
 static int parse_english(const char *s) {
@@ -591,6 +685,7 @@ int main(void) {
     test_tokfile_errors();
     test_batch_by_hand();
     test_batcher_random();
+    test_windows();
     test_toy_words();
     test_toy_generate();
     char p[128];
