@@ -136,18 +136,15 @@ void gelu_forward(real *out, const real *inp, size_t N) {
     for (size_t i = 0; i < N; i++) out[i] = gelu(inp[i]);
 }
 
-static inline real gelu_grad(real x) {
-    real u = (real)GELU_K * (x + (real)0.044715 * x * x * x);
-    real th = tanh_r(u);
-    real du = (real)GELU_K * ((real)1 + (real)(3 * 0.044715) * x * x);
-    return (real)0.5 * ((real)1 + th) + (real)0.5 * x * ((real)1 - th * th) * du;
-}
-
 void gelu_backward(real *dinp, const real *inp, const real *dout, size_t N, WriteMode mode) {
     #pragma omp parallel for
     for (size_t i = 0; i < N; i++) {
-        real d = gelu_grad(inp[i]) * dout[i];
-        dinp[i] = mode == ACCUMULATE ? dinp[i] + d : d;
+        real x = inp[i];
+        real u = (real)GELU_K * (x + (real)0.044715 * x * x * x);
+        real th = tanh_r(u);
+        real du = (real)GELU_K * ((real)1 + (real)(3 * 0.044715) * x * x);
+        real grad = (real)0.5 * ((real)1 + th) + (real)0.5 * x * ((real)1 - th * th) * du;
+        dinp[i] = mode == ACCUMULATE ? dinp[i] + grad * dout[i] : grad * dout[i];
     }
 }
 
@@ -919,27 +916,6 @@ static void bias_gelu_forward(real *hg, real *h, const real *b, int N, int F) {
             hg[k] = gelu(h[k]);
         }
 }
-
-// Its backward with fc1's bias gradient in one pass over (N, F): dh = gelu'(h) dhg
-// (overwritten) and db += the column sums of dh, each thread owning a block of columns
-// and walking the rows in order (see COL_BLOCK): the same operations as gelu_backward
-// and matmul_backward's db, without their second read of dh.
-static void gelu_bias_backward(real *dh, real *db, const real *h, const real *dhg, int N, int F) {
-    #pragma omp parallel for
-    for (int f0 = 0; f0 < F; f0 += COL_BLOCK) {
-        int n = F - f0 < COL_BLOCK ? F - f0 : COL_BLOCK;
-        real sb[COL_BLOCK];
-        memcpy(sb, db + f0, n * sizeof(real));
-        for (int i = 0; i < N; i++) {
-            size_t k = (size_t)i * F + f0;
-            for (int f = 0; f < n; f++) {
-                dh[k + f] = gelu_grad(h[k + f]) * dhg[k + f];
-                sb[f] += dh[k + f];
-            }
-        }
-        memcpy(db + f0, sb, n * sizeof(real));
-    }
-}
 static void zero(real *p, size_t n) { memset(p, 0, n * sizeof(real)); }
 
 // N rows (B sentences of T positions) of one layer.
@@ -1121,8 +1097,8 @@ static void ffn_backward(Model *m, const FFN *v, const real *x, int N) {
     const real *dbranch = branch_out_backward(m, v->site, (size_t)N * C);
     matmul_backward(a->dfchg, v->dw.fc2w, v->dw.fc2b, dbranch, v->fchg, v->w.fc2w, N, F, C,
                     OVERWRITE);
-    gelu_bias_backward(a->dfch, v->dw.fcb, v->fch, a->dfchg, N, F);
-    matmul_backward(a->dln, v->dw.fcw, NULL, a->dfch, v->ln, v->w.fcw, N, C, F, OVERWRITE);
+    gelu_backward(a->dfch, v->fch, a->dfchg, (size_t)N * F, OVERWRITE);
+    matmul_backward(a->dln, v->dw.fcw, v->dw.fcb, a->dfch, v->ln, v->w.fcw, N, C, F, OVERWRITE);
     layernorm_backward(a->dres, v->dw.lnw, v->dw.lnb, a->dln, x, v->w.lnw, v->lnm, v->lnr, N, C,
                        ACCUMULATE);
 }
