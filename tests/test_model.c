@@ -140,6 +140,43 @@ static void test_matmul_layer(void) {
           "gelu forward hand-computed", "%g %g %g", go[0], go[1], go[2]);
 }
 
+// The parameter gradients that sum over rows (linear db; LayerNorm dw, db) walk blocks
+// of columns: on widths of several blocks and a ragged last one, each must equal the
+// plain sum of the rows in order added to what it held (the same operations: equal).
+static void test_row_sums_in_blocks(void) {
+    int N = 9, IC = 3, OCs[] = {64, 101, 200};
+    for (int k = 0; k < 3; k++) {
+        int OC = OCs[k];
+        real *dout = alloc(N * OC), *inp = alloc(N * IC), *w = alloc(OC * IC), *dw = alloc(OC * IC),
+             *db = alloc(OC), *want = alloc(OC);
+        fill(dout, N * OC, 1); fill(inp, N * IC, 1); fill(w, OC * IC, 1); fill(db, OC, 1);
+        memcpy(want, db, OC * sizeof(real));
+        for (int i = 0; i < N; i++)
+            for (int o = 0; o < OC; o++) want[o] += dout[(size_t)i * OC + o];
+        matmul_backward(NULL, dw, db, dout, inp, w, N, IC, OC, ACCUMULATE);
+        CHECK(memcmp(db, want, OC * sizeof(real)) == 0, "linear bias gradient: rows summed in order",
+              "OC %d", OC);
+        // LayerNorm over C = OC channels: dw_c += sum_i g_ic (x_ic - mean_i) rstd_i, db_c += sum_i g_ic
+        int C = OC;
+        real *x = alloc(N * C), *out = alloc(N * C), *mean = alloc(N), *rstd = alloc(N), *g = alloc(C),
+             *b = alloc(C), *dinp = alloc(N * C), *lw = alloc(C), *lb = alloc(C), *ww = alloc(C), *wb = alloc(C);
+        fill(x, N * C, 1); fill(g, C, 1); fill(b, C, 1); fill(lw, C, 1); fill(lb, C, 1);
+        layernorm_forward(out, mean, rstd, x, g, b, N, C);
+        memcpy(ww, lw, C * sizeof(real)); memcpy(wb, lb, C * sizeof(real));
+        for (int i = 0; i < N; i++)
+            for (int c = 0; c < C; c++) {
+                real gc = dout[(size_t)i * C + c];
+                ww[c] += gc * (x[(size_t)i * C + c] - mean[i]) * rstd[i];
+                wb[c] += gc;
+            }
+        layernorm_backward(dinp, lw, lb, dout, x, g, mean, rstd, N, C, OVERWRITE);
+        CHECK(memcmp(lw, ww, C * sizeof(real)) == 0 && memcmp(lb, wb, C * sizeof(real)) == 0,
+              "layernorm parameter gradients: rows summed in order", "C %d", C);
+        free(x); free(out); free(mean); free(rstd); free(g); free(b); free(dinp); free(lw); free(lb);
+        free(ww); free(wb); free(dout); free(inp); free(w); free(dw); free(db); free(want);
+    }
+}
+
 typedef struct { real *out, *inp, *R; int N; } GCtx;
 static double gelu_loss(void *p) {
     GCtx *c = p; gelu_forward(c->out, c->inp, c->N); return dot(c->out, c->R, c->N);
@@ -574,6 +611,7 @@ static void test_config_errors(void) {
 int main(void) {
     test_layernorm();
     test_matmul_layer();
+    test_row_sums_in_blocks();
     test_gelu_backward();
     test_attention(0, 5, 5, 0, "bidirectional, padding");
     test_attention(1, 5, 5, 0, "causal, padding");
