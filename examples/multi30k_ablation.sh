@@ -5,7 +5,7 @@
 # run is the small model for STEPS steps of 2048 tokens with the same seed and data
 # order (a fixed number of steps, so the result does not depend on machine load); the
 # table is OUT/summary.md (val loss, val BLEU greedy and beam 5), the plot OUT/loss.svg.
-# About 10 minutes per run on 2 cores: 16 runs, under 3 hours in all.
+# About 10 minutes per run on 2 cores: 18 runs, about 3 hours in all.
 #
 #   sh examples/multi30k_ablation.sh [STEPS (600)] [OUT (runs/m30k-ablation)]
 #
@@ -15,6 +15,8 @@
 #   head=200 + r=18 over the other 7,800 tokens (t=89x88):
 #                           200 * 256 + 18 * (89 + 88) * 16            = 102,176 (20.0x)
 #   head=100 + r=9  over 7,900 (t=89x89): 100 * 256 + 9 * 178 * 16     =  51,232 (40.0x)
+#   tt:n=3,r=R (t=20x20x20, q=7x7x6): 20*7*R + R*20*7*R + R*20*6
+#                           R = 26: 101,400 (20.2x); R = 18: 50,040 (40.9x)
 #   norm=ln adds 512.
 set -e
 STEPS=${1:-600}
@@ -34,5 +36,5 @@ H40=kronxs:n=2,r=9,head=100,order=freq,layout=diag,lr=3
     --embed $X20,norm=rms --embed $X20,norm=ln --embed kronxs:n=2,r=36,lr=3,norm=none \
     --embed kronxs:n=2,r=18,head=200,order=freq,layout=diag,lr=1,norm=none \
     --embed $H20,norm=none --embed $H40,norm=none --embed $H20,norm=ln --embed $H40,norm=ln \
-    --embed kronxs:n=2,r=36 --embed kronxs:n=2,r=18
+    --embed kronxs:n=2,r=36 --embed kronxs:n=2,r=18 --embed tt:n=3,r=26 --embed tt:n=3,r=18
 echo "wrote $OUT/summary.md and $OUT/loss.svg"
