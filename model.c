@@ -753,6 +753,8 @@ struct Acts {
                                     // a chunk of rows (loss_forward); all BT rows for a
                                     // forward without targets, B for model_decode
     int dout_grad;                  // 1: the last forward left d_out's gradient in dln
+    int rows_from_table;            // 1: the tokens' rows are gathered from the tied
+                                    // factorized table W (see tokens_forward)
     real *rowloss;                  // (BT)
     real *table;                    // (V, C) factorized tied output table
     const real *W;                  // (V, C) the output projection the last forward used
@@ -1115,9 +1117,23 @@ static void ffn_backward(Model *m, const FFN *v, const real *x, int N) {
 // ----------------------------------------------------------------------------
 // Token embedding: x[b, t, :] = sqrt(C) * row(token) + pos[t, :].
 
+// With a tied factorized embedding, training builds the whole (V, C) table for the
+// logits anyway (and its backward takes a (V, C) gradient back to the factors), so the
+// tokens' rows are gathered from it, out[i] = sqrt(C) table[tok[i]], and their gradient
+// scattered into the table's, dtable[tok[i]] += sqrt(C) dout[i], before that one
+// backward: the factors' products run once a step, not once more per batch row
+// (a->rows_from_table). Otherwise each row is built from its factors.
 static void tokens_forward(Model *m, real *out, const int *tok, int B, int T) {
     int C = m->cfg.C;
-    embed_rows_forward(out, tok, m->params.embed, &m->emb, B * T, (real)sqrt((double)C));
+    const real s = (real)sqrt((double)C);
+    if (m->acts->rows_from_table) {
+        const real *W = m->acts->W;                              // (V, C)
+        #pragma omp parallel for
+        for (int i = 0; i < B * T; i++)
+            for (int c = 0; c < C; c++) out[(size_t)i * C + c] = s * W[(size_t)tok[i] * C + c];
+    } else {
+        embed_rows_forward(out, tok, m->params.embed, &m->emb, B * T, s);
+    }
     #pragma omp parallel for
     for (int i = 0; i < B * T; i++) {
         const real *p = m->pos + (size_t)(i % T) * C;
@@ -1125,8 +1141,25 @@ static void tokens_forward(Model *m, real *out, const int *tok, int B, int T) {
     }
 }
 static void tokens_backward(Model *m, const real *dout, const int *tok, int N) {
-    embed_rows_backward(m->grads.embed, dout, tok, m->params.embed, &m->emb, N,
-                        (real)sqrt((double)m->cfg.C));
+    int C = m->cfg.C;
+    const real s = (real)sqrt((double)C);
+    if (!m->acts->rows_from_table) {
+        embed_rows_backward(m->grads.embed, dout, tok, m->params.embed, &m->emb, N, s);
+        return;
+    }
+    // One owner per column block of dtable: each adds the rows i in increasing order,
+    // whatever the number of threads.
+    enum { CB = 32 };
+    real *dtable = m->acts->dtable;                              // (V, C)
+    #pragma omp parallel for schedule(static)
+    for (int c0 = 0; c0 < C; c0 += CB) {
+        const int c1 = c0 + CB < C ? c0 + CB : C;
+        for (int i = 0; i < N; i++) {
+            real *d = dtable + (size_t)tok[i] * C;
+            const real *g = dout + (size_t)i * C;
+            for (int c = c0; c < c1; c++) d[c] += s * g[c];
+        }
+    }
 }
 
 // The output projection (V, C): the tied embedding table or the separate matrix.
@@ -1263,7 +1296,8 @@ static int loss_chunk_rows(const Model *m, int N) {
 // probabilities become dlogits = (p - y) / n in place, then through logits = d_out . W^T
 //   dd_out = dlogits . W   (into a->dln, for model_backward),
 //   dW    += dlogits^T . d_out   (into outw, the dense table, or, factorized and tied, a
-//            scratch table that embed_table_backward takes back to the factors).
+//            scratch table that model_backward, once the tokens' rows have added theirs,
+//            takes back to the factors with embed_table_backward).
 // Fusing costs nothing; a separate backward would compute each chunk's logits and
 // softmax again (one more logits matmul, ~6% of a small-config step). Chunking costs
 // little: each chunk's two products with W pack it again (measured, on a loaded
@@ -1280,7 +1314,7 @@ static real loss_forward(Model *m) {
     int n = m->loss_tokens ? m->loss_tokens : m->ntok;
     int fact_tied = c->tie && m->emb.kind != EMBED_DENSE;
     real *dW = !c->tie ? m->grads.outw : fact_tied ? a->dtable : m->grads.embed;   // (V, C)
-    a->W = output_weight(m);
+    if (!a->rows_from_table) a->W = output_weight(m);
     if (m->training && fact_tied) zero(a->dtable, (size_t)V * C);
     for (int i0 = 0; i0 < N; i0 += rows) {
         int r = N - i0 < rows ? N - i0 : rows;
@@ -1293,8 +1327,6 @@ static real loss_forward(Model *m) {
         matmul_backward(a->dln + (size_t)i0 * C, dW, NULL, a->logits, x, a->W, r, C, V,
                         OVERWRITE);
     }
-    if (m->training && fact_tied)
-        embed_table_backward(m->grads.embed, a->dtable, m->params.embed, &m->emb);
     a->dout_grad = m->training;
     m->logits = NULL;   // the last chunk's only
     return crossentropy_mean(a->rowloss, a->tgt_out, N);
@@ -1318,6 +1350,9 @@ real model_forward(Model *m, const int *src, const int *tgt_in, const int *tgt_o
     carve_or_die(m, B, S, T, tgt_out ? loss_chunk_rows(m, B * T) : B * T);
     Acts *a = m->acts;
     a->dout_grad = 0;
+    // training with a tied factorized table: build it first, gather the tokens' rows
+    a->rows_from_table = m->training && tgt_out && m->cfg.tie && m->emb.kind != EMBED_DENSE;
+    if (a->rows_from_table) a->W = output_weight(m);
     m->B = B; m->S = S; m->T = T;
     if (enc) set_tokens(a->src, a->src_valid, src, (size_t)B * S);
     set_tokens(a->tgt_in, a->tgt_valid, tgt_in, (size_t)B * T);
@@ -1348,6 +1383,8 @@ void model_backward(Model *m) {
     }
     decoder_backward(m);
     if (enc) encoder_backward(m);
+    if (m->acts->rows_from_table)   // the logits' and the tokens' gradients, at once
+        embed_table_backward(m->grads.embed, m->acts->dtable, m->params.embed, &m->emb);
     grads_final(m, m->grad_mem, first);
 }
 
