@@ -45,8 +45,14 @@ TORCH=../shared/bench/torch_step.py
 have_torch=0
 [ -f "$TORCH" ] && /usr/bin/python3 -c 'import torch' 2>/dev/null && have_torch=1
 [ "$have_torch" = 1 ] || echo "(no torch for /usr/bin/python3 or no $TORCH: skipping the PyTorch step)"
+# MFU is relative to the peak BLAS reaches on this machine (195 GFLOP/s if no numpy)
+PEAK=195
+if /usr/bin/python3 -c 'import numpy' 2>/dev/null; then
+    PEAK=$(py bench/numpy_gemm.py --peak) || exit 1
+    echo "BLAS peak (a 4096^3 product through numpy): $PEAK GFLOP/s"
+fi
 for r in $(seq "$ROUNDS"); do
-    ./bench/bench_step 10 >"$tmp/step$r" || exit 1
+    ./bench/bench_step 10 dense "$PEAK" >"$tmp/step$r" || exit 1
     if [ "$r" = 1 ]; then cat "$tmp/step$r"; else grep step_ms "$tmp/step$r"; fi
     [ "$have_torch" = 1 ] && py "$TORCH" 256 3 8 1024 8000 64 32 "$THREADS" 10 | tee -a "$tmp/torch"
 done
