@@ -50,7 +50,7 @@
 //
 // Spec defaults: n = 2 (tt: 3; or the number of factors given in q or t), r = 1, q and t the
 // balanced factors of C and V - head (see balanced_factors: 16x16 for C = 256, n = 2;
-// 7x7x6 for n = 3), head=0, order=id, layout=radix, norm=none, lr=3. No factor may
+// 7x7x6 for n = 3), head=0, order=id, layout=radix, norm=ln, lr=3. No factor may
 // exceed its target (q_j <= C, t_j <= V - head): the excess could never reach a row.
 // Tokens passed to the kernels must be in [0, V).
 #include "embed_factor.h"
